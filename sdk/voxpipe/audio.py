@@ -1,0 +1,187 @@
+"""Audio frames (int16 mono PCM on the session clock), conversions, resampling and WAV I/O."""
+
+from __future__ import annotations
+
+import math
+import wave
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import soxr
+
+from voxpipe.errors import AudioFormatError
+
+Int16Array = npt.NDArray[np.int16]
+
+#: Energy of an all-zero frame, in dBFS (log of zero is clipped here).
+SILENCE_DB = -120.0
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFrame:
+    """A run of int16 mono PCM samples starting at ``start_ms`` on the session clock.
+
+    ``script`` carries the words spoken in this frame when they are known (simulated speech),
+    so a simulated ASR can "recognise" them; real audio leaves it ``None``.
+    """
+
+    samples: Int16Array
+    sample_rate: int
+    start_ms: float = 0.0
+    script: str | None = None
+    _energy_db: list[float] = field(default_factory=list, repr=False, compare=False)
+
+    @property
+    def duration_ms(self) -> float:
+        return len(self.samples) * 1000.0 / self.sample_rate
+
+    @property
+    def end_ms(self) -> float:
+        return self.start_ms + len(self.samples) * 1000.0 / self.sample_rate
+
+    @property
+    def energy_db(self) -> float:
+        """RMS level in dBFS (0 = full scale), computed once per frame."""
+        if not self._energy_db:
+            x = self.samples.astype(np.float32)
+            mean_square = float(np.dot(x, x)) / max(len(x), 1)
+            rms = math.sqrt(mean_square) / 32768.0
+            self._energy_db.append(20.0 * math.log10(rms) if rms > 1e-6 else SILENCE_DB)
+        return self._energy_db[0]
+
+    def at(self, start_ms: float) -> AudioFrame:
+        """The same samples placed at ``start_ms``."""
+        return replace(self, start_ms=start_ms, _energy_db=self._energy_db)
+
+    def resampled(self, sample_rate: int) -> AudioFrame:
+        """The same audio at another sample rate."""
+        if sample_rate == self.sample_rate:
+            return self
+        return AudioFrame(resample(self.samples, self.sample_rate, sample_rate), sample_rate,
+                          self.start_ms, self.script)
+
+    @classmethod
+    def from_float(cls, samples: npt.ArrayLike, sample_rate: int, start_ms: float = 0.0) -> AudioFrame:
+        """A frame from float samples in [-1, 1] (mono, or stereo as (n, channels))."""
+        return cls(float_to_int16(to_mono(np.asarray(samples))), sample_rate, start_ms)
+
+
+def float_to_int16(samples: npt.ArrayLike, *, source: str = "audio") -> Int16Array:
+    """Float samples in [-1, 1] to int16, clipping; NaN or inf raise ``AudioFormatError``."""
+    x = np.asarray(samples, dtype=np.float64)
+    if not np.all(np.isfinite(x)):
+        bad = int(np.count_nonzero(~np.isfinite(x)))
+        raise AudioFormatError(
+            f"{source}: {bad} sample(s) are NaN or infinite; float audio must be finite values "
+            "in [-1, 1]. Check the code or file that produced it."
+        )
+    return np.round(np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16)
+
+
+def to_mono(samples: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+    """Average the channels of (n, channels) audio; 1-D audio is returned unchanged."""
+    if samples.ndim == 1:
+        return samples
+    if samples.ndim == 2:
+        if samples.shape[1] == 1:
+            return samples[:, 0]
+        mixed = samples.astype(np.float64).mean(axis=1)
+        return mixed.astype(samples.dtype) if samples.dtype.kind == "i" else mixed
+    raise AudioFormatError(f"audio must be 1-D or (samples, channels), got shape {samples.shape}")
+
+
+def resample(samples: Int16Array, from_rate: int, to_rate: int) -> Int16Array:
+    """Resample int16 mono audio with soxr (high quality, streaming-safe for whole buffers)."""
+    if from_rate == to_rate or len(samples) == 0:
+        return samples
+    out = soxr.resample(samples, from_rate, to_rate, quality="HQ")
+    return np.asarray(out, dtype=np.int16)
+
+
+class StreamResampler:
+    """Resample a stream chunk by chunk without clicks at chunk edges (for provider audio)."""
+
+    def __init__(self, from_rate: int, to_rate: int) -> None:
+        self.from_rate, self.to_rate = from_rate, to_rate
+        self._stream = None if from_rate == to_rate else soxr.ResampleStream(
+            from_rate, to_rate, 1, dtype="int16", quality="HQ")
+
+    def push(self, samples: Int16Array, *, last: bool = False) -> Int16Array:
+        if self._stream is None:
+            return samples
+        return np.asarray(self._stream.resample_chunk(samples, last=last), dtype=np.int16)
+
+
+def split_frames(samples: Int16Array, sample_rate: int, frame_ms: float,
+                 start_ms: float = 0.0) -> list[AudioFrame]:
+    """Cut mono audio into frames of ``frame_ms`` (the last one zero-padded to full length)."""
+    n = int(round(sample_rate * frame_ms / 1000.0))
+    if n <= 0:
+        raise ValueError(f"frame_ms={frame_ms} is too short at {sample_rate} Hz")
+    count = -(-len(samples) // n)
+    padded = np.zeros(count * n, dtype=np.int16)
+    padded[: len(samples)] = samples
+    return [AudioFrame(padded[i * n:(i + 1) * n], sample_rate, start_ms + i * frame_ms)
+            for i in range(count)]
+
+
+_WIDTH_DTYPES = {1: np.uint8, 2: np.int16, 4: np.int32}
+
+
+def read_wav(path: str | Path) -> tuple[Int16Array, int]:
+    """Read a PCM WAV file as int16 samples shaped (n, channels) and its sample rate."""
+    p = Path(path)
+    try:
+        with wave.open(str(p), "rb") as w:
+            channels, width, rate, count = (w.getnchannels(), w.getsampwidth(),
+                                            w.getframerate(), w.getnframes())
+            raw = w.readframes(count)
+    except FileNotFoundError:
+        raise AudioFormatError(f"{p}: no such file.") from None
+    except (wave.Error, EOFError) as exc:
+        raise AudioFormatError(
+            f"{p}: not a readable PCM WAV file ({exc}). voxpipe reads uncompressed PCM WAV; "
+            f"convert with e.g. `sox {p.name} -b 16 out.wav`."
+        ) from None
+    if width not in (1, 2, 3, 4):
+        raise AudioFormatError(
+            f"{p}: unsupported sample width of {width * 8} bits; use 8, 16, 24 or 32-bit PCM "
+            f"(e.g. `sox {p.name} -b 16 out.wav`)."
+        )
+    if count == 0 or len(raw) < width * channels:
+        raise AudioFormatError(f"{p}: the WAV file holds no audio (0 samples).")
+    return _pcm_to_int16(raw, width).reshape(-1, channels), rate
+
+
+def _pcm_to_int16(raw: bytes, width: int) -> Int16Array:
+    usable = len(raw) - len(raw) % width
+    if width == 3:
+        b = np.frombuffer(raw[:usable], dtype=np.uint8).reshape(-1, 3)
+        return b[:, 2].view(np.int8).astype(np.int16) * 256 + b[:, 1].astype(np.int16)
+    data = np.frombuffer(raw[:usable], dtype=_WIDTH_DTYPES[width])
+    if width == 1:
+        return ((data.astype(np.int16) - 128) * 256).astype(np.int16)
+    if width == 4:
+        return (data >> 16).astype(np.int16)
+    return data.astype(np.int16, copy=True)
+
+
+def read_speech(path: str | Path, sample_rate: int) -> Int16Array:
+    """Read a WAV file as mono int16 at ``sample_rate`` (mixing channels, resampling)."""
+    samples, rate = read_wav(path)
+    mono = np.asarray(to_mono(samples), dtype=np.int16)
+    return resample(mono, rate, sample_rate)
+
+
+def write_wav(path: str | Path, samples: npt.NDArray[np.int16], sample_rate: int) -> None:
+    """Write int16 audio, mono (n,) or multichannel (n, channels), as a PCM WAV file."""
+    data = np.asarray(samples, dtype=np.int16)
+    channels = 1 if data.ndim == 1 else data.shape[1]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(sample_rate)
+        w.writeframes(data.astype("<i2").tobytes())

@@ -1,0 +1,147 @@
+"""AgentConfig: a TOML file (or dict) validated into one model.
+
+Each backend section's options are validated by that backend's own options model, so an
+unknown or mistyped option is an error naming the file, the key and what was expected.
+API keys are never read from config, only from the environment.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+
+from voxpipe.budgets import LatencyBudgets
+from voxpipe.errors import ConfigError
+from voxpipe.hookspecs import BackendContext, BackendSpec
+from voxpipe.protocols import BACKEND_KINDS
+from voxpipe.registry import Registry, default_registry
+from voxpipe.text import PhrasePolicy
+from voxpipe.vad import DEFAULT_THRESHOLD_DB
+
+_SECRET_KEY = re.compile(r"(^|_)(api_?key|key|token|secret|password)$", re.IGNORECASE)
+
+
+class BackendChoice(BaseModel):
+    """``[asr]`` / ``[llm]`` / ``[tts]``: ``backend = "<name>"`` plus that backend's options."""
+
+    model_config = ConfigDict(extra="allow")
+
+    backend: str = "sim"
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class AgentSettings(BaseModel):
+    """``[agent]``: the conversation and the audio format of the session."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    system_prompt: str = "You are a helpful voice assistant. Answer briefly, in plain spoken English."
+    sample_rate: int = Field(16_000, ge=8_000, le=48_000, description="session sample rate, Hz")
+    frame_ms: int = Field(20, ge=10, le=100, description="input frame length, ms")
+    vad_threshold_db: float = Field(DEFAULT_THRESHOLD_DB, le=0,
+                                    description="frame energy (dBFS) at which audio counts as speech")
+    phrases: PhrasePolicy = Field(default_factory=PhrasePolicy)
+
+
+class AgentConfig(BaseModel):
+    """A whole agent: settings, the three backends and the latency budgets."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    asr: BackendChoice = Field(default_factory=BackendChoice)
+    llm: BackendChoice = Field(default_factory=BackendChoice)
+    tts: BackendChoice = Field(default_factory=BackendChoice)
+    budgets: LatencyBudgets = Field(default_factory=LatencyBudgets)
+
+    _source: str = PrivateAttr("<dict>")
+    _resolved: dict[str, tuple[BackendSpec, BaseModel]] = PrivateAttr(default_factory=dict)
+
+    @property
+    def source(self) -> str:
+        return self._source
+
+    @property
+    def context(self) -> BackendContext:
+        return BackendContext(sample_rate=self.agent.sample_rate, frame_ms=self.agent.frame_ms)
+
+    def backend(self, kind: str) -> tuple[BackendSpec, BaseModel]:
+        """The spec and validated options of the ``kind`` backend."""
+        return self._resolved[kind]
+
+    def build(self, kind: str) -> Any:
+        """Construct the ``kind`` backend."""
+        spec, options = self._resolved[kind]
+        return spec.factory(options, self.context)
+
+
+def load_config(source: str | Path | dict[str, Any], *,
+                registry: Registry | None = None) -> AgentConfig:
+    """Read and validate a config file (TOML) or dict, including every backend's options."""
+    if isinstance(source, dict):
+        return parse_config(source, "<dict>", registry=registry)
+    path = Path(source)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc}).") from None
+    return parse_config(data, str(path), registry=registry)
+
+
+def parse_config(data: dict[str, Any], source: str = "<dict>", *,
+                 registry: Registry | None = None) -> AgentConfig:
+    """Validate ``data`` (already parsed) as an AgentConfig; ``source`` names it in errors."""
+    try:
+        config = AgentConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+    config._source = source
+    registry = registry or default_registry()
+    for kind in BACKEND_KINDS:
+        choice: BackendChoice = getattr(config, kind)
+        try:
+            spec = registry.get(kind, choice.backend)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: [{kind}] backend: {exc}") from None
+        for key in choice.options:
+            if _SECRET_KEY.search(key):
+                where = " or ".join(spec.env_vars) or "the provider's key variable"
+                raise ConfigError(
+                    f"{source}: [{kind}] {key}: API keys are never read from config files; "
+                    f"remove it and set {where} in the environment instead.")
+        try:
+            options = spec.options.model_validate(choice.options)
+        except ValidationError as exc:
+            raise ConfigError(_describe(exc, source, prefix=(kind,), backend=spec)) from None
+        config._resolved[kind] = (spec, options)
+    return config
+
+
+def _describe(exc: ValidationError, source: str, prefix: tuple[str, ...] = (),
+              backend: BackendSpec | None = None) -> str:
+    """One paragraph: file, key path, what was wrong, what was given."""
+    problems = []
+    for err in exc.errors():
+        loc = [*prefix, *(str(p) for p in err["loc"])]
+        section = f"[{'.'.join(loc[:-1])}] " if len(loc) > 1 else ""
+        key = loc[-1] if loc else "(top level)"
+        if err["type"] == "extra_forbidden":
+            problem = "unknown option"
+            if backend is not None:
+                valid = ", ".join(["backend", *backend.options.model_fields])
+                problem += f" for the {backend.kind} backend {backend.name!r} (valid: {valid})"
+        else:
+            problem = err["msg"]
+            if "input" in err and err["type"] != "missing":
+                problem += f" (got {err['input']!r})"
+        problems.append(f"{section}{key}: {problem}")
+    return f"{source}: invalid config: " + "; ".join(problems) + "."

@@ -1,0 +1,56 @@
+"""The plugin API: one hook, one spec type, one version number.
+
+A plugin distribution declares ``[project.entry-points.voxpipe] NAME = "module"``; the module
+implements ``voxpipe_backends`` with ``@hookimpl`` and returns a ``BackendSpec`` per backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pluggy
+from pydantic import BaseModel
+
+from voxpipe.protocols import BackendKind
+
+#: Entry point group and pluggy project name.
+PROJECT = "voxpipe"
+#: The plugin API this voxpipe speaks. Bumped only when BackendSpec or the protocols change
+#: incompatibly; a plugin written for another version is listed but not used.
+PLUGIN_API_VERSION = 1
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@dataclass(frozen=True, slots=True)
+class BackendContext:
+    """What every backend is told about the session it serves."""
+
+    sample_rate: int = 16_000
+    frame_ms: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class BackendSpec:
+    """One backend a plugin provides.
+
+    ``factory(options, context)`` builds it from a validated ``options`` model instance.
+    ``api_version`` is the voxpipe plugin API the backend was written for.
+    ``env_vars`` names the environment variables it reads keys from (documentation, errors).
+    """
+
+    kind: BackendKind
+    name: str
+    factory: Callable[[Any, BackendContext], Any]
+    options: type[BaseModel]
+    api_version: int
+    description: str = ""
+    env_vars: tuple[str, ...] = ()
+
+
+@hookspec
+def voxpipe_backends() -> list[BackendSpec]:  # type: ignore[empty-body]
+    """Return the backends this plugin provides."""

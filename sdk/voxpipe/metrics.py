@@ -1,0 +1,196 @@
+"""TurnMetrics: the one metrics model. Every stamp is session-clock milliseconds.
+
+Time to first audio runs from ``speech_end`` (the user's last voiced audio) to
+``playout_start`` (the agent's first audio handed to the sink): what a listener hears.
+The stages between them are consecutive stamps, so they add up to it exactly.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Timestamp names in the order they happen in a turn (the JSON contract).
+TIMESTAMPS = (
+    "speech_start", "speech_end", "asr_first_partial", "asr_final", "llm_request",
+    "llm_first_token", "llm_done", "tts_request", "tts_first_audio", "playout_start", "turn_end",
+)
+
+#: Derived latencies: name -> (from stamp, to stamp).
+LATENCIES: dict[str, tuple[str, str]] = {
+    "asr_finalization": ("speech_end", "asr_final"),
+    "llm_ttft": ("llm_request", "llm_first_token"),
+    "tts_ttfb": ("tts_request", "tts_first_audio"),
+    "time_to_first_audio": ("speech_end", "playout_start"),
+    "total": ("speech_end", "turn_end"),
+}
+
+#: The stages that tile time to first audio, in order: name -> (from stamp, to stamp).
+STAGES: dict[str, tuple[str, str]] = {
+    "asr_finalization": ("speech_end", "asr_final"),
+    "handoff": ("asr_final", "llm_request"),
+    "llm_ttft": ("llm_request", "llm_first_token"),
+    "first_phrase": ("llm_first_token", "tts_request"),
+    "tts_ttfb": ("tts_request", "tts_first_audio"),
+    "playout": ("tts_first_audio", "playout_start"),
+}
+
+PERCENTILES = (50, 90, 99)
+
+
+@dataclass(slots=True)
+class BudgetResult:
+    """One budget's verdict for one turn."""
+
+    name: str
+    budget_ms: float
+    actual_ms: float | None = None
+    ok: bool | None = None
+    #: What happened when the deadline passed: "none" if it did not, else the policy's action.
+    action: str = "none"
+    #: Session time at which the deadline fired while the stage was still running.
+    missed_at_ms: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "budget_ms": self.budget_ms, "actual_ms": _round(self.actual_ms),
+                "ok": self.ok, "action": self.action, "missed_at_ms": _round(self.missed_at_ms)}
+
+
+@dataclass(slots=True)
+class TurnMetrics:
+    """Everything measured about one turn."""
+
+    index: int
+    user_text: str = ""
+    agent_text: str = ""
+    interrupted: bool = False
+    stamps: dict[str, float] = field(default_factory=dict)
+    budgets: list[BudgetResult] = field(default_factory=list)
+    #: When the ASR's endpointer decided the speech had ended, if the ASR says so.
+    endpoint_detected: float | None = None
+    first_phrase: str = ""
+    llm_deltas: int = 0
+    phrases: int = 0
+    #: Free-form figures from backends (token usage, request ids...), exported as-is.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def stamp(self, name: str, at_ms: float) -> None:
+        """Record ``name`` at ``at_ms`` unless it was recorded already (first one wins)."""
+        if name not in self.stamps:
+            self.stamps[name] = at_ms
+
+    def latency(self, name: str) -> float | None:
+        """A derived latency or stage duration in ms, or None if a stamp is missing."""
+        start, end = LATENCIES.get(name) or STAGES[name]
+        a, b = self.stamps.get(start), self.stamps.get(end)
+        return None if a is None or b is None else b - a
+
+    def stages(self) -> dict[str, float | None]:
+        """Durations of the stages that tile speech_end -> playout_start."""
+        return {name: self.latency(name) for name in STAGES}
+
+    def budget(self, name: str) -> BudgetResult | None:
+        return next((b for b in self.budgets if b.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        endpointing = (None if self.endpoint_detected is None or "speech_end" not in self.stamps
+                       else self.endpoint_detected - self.stamps["speech_end"])
+        return {
+            "index": self.index,
+            "user_text": self.user_text,
+            "agent_text": self.agent_text,
+            "interrupted": self.interrupted,
+            "timestamps_ms": {name: _round(self.stamps.get(name)) for name in TIMESTAMPS},
+            "latency_ms": {name: _round(self.latency(name)) for name in LATENCIES},
+            "stages_ms": {name: _round(v) for name, v in self.stages().items()},
+            "endpointing_ms": _round(endpointing),
+            "first_phrase": self.first_phrase,
+            "llm_deltas": self.llm_deltas,
+            "phrases": self.phrases,
+            "budgets": [b.to_dict() for b in self.budgets],
+            "extra": self.extra,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TurnMetrics:
+        stamps = {k: float(v) for k, v in data.get("timestamps_ms", {}).items() if v is not None}
+        endpointing = data.get("endpointing_ms")
+        return cls(
+            index=int(data["index"]), user_text=data.get("user_text", ""),
+            agent_text=data.get("agent_text", ""), interrupted=bool(data.get("interrupted", False)),
+            stamps=stamps,
+            budgets=[BudgetResult(b["name"], b["budget_ms"], b.get("actual_ms"), b.get("ok"),
+                                  b.get("action", "none"), b.get("missed_at_ms"))
+                     for b in data.get("budgets", [])],
+            endpoint_detected=(None if endpointing is None or "speech_end" not in stamps
+                               else stamps["speech_end"] + endpointing),
+            first_phrase=data.get("first_phrase", ""), llm_deltas=data.get("llm_deltas", 0),
+            phrases=data.get("phrases", 0), extra=data.get("extra", {}),
+        )
+
+
+@dataclass(slots=True)
+class SessionMetrics:
+    """All turns of one session, with the backends that produced them."""
+
+    backends: dict[str, str] = field(default_factory=dict)
+    budgets_ms: dict[str, float] = field(default_factory=dict)
+    turns: list[TurnMetrics] = field(default_factory=list)
+
+    def summary(self) -> dict[str, dict[str, float | int | None]]:
+        """p50 / p90 / p99 / mean / count of every derived latency and stage over the turns."""
+        out: dict[str, dict[str, float | int | None]] = {}
+        for name in (*LATENCIES, *(s for s in STAGES if s not in LATENCIES)):
+            values = [v for t in self.turns if (v := t.latency(name)) is not None]
+            out[f"{name}_ms"] = percentiles(values)
+        return out
+
+    def budget_failures(self) -> dict[str, int]:
+        """How many turns failed each budget."""
+        fails: dict[str, int] = {}
+        for turn in self.turns:
+            for b in turn.budgets:
+                fails.setdefault(b.name, 0)
+                fails[b.name] += b.ok is False
+        return fails
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "session": {"backends": self.backends, "budgets_ms": self.budgets_ms,
+                        "summary": self.summary(), "budget_failures": self.budget_failures()},
+            "turns": [t.to_dict() for t in self.turns],
+        }
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=2)
+        if path is not None:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(text + "\n")
+        return text
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SessionMetrics:
+        session = data.get("session", {})
+        return cls(backends=dict(session.get("backends", {})),
+                   budgets_ms=dict(session.get("budgets_ms", {})),
+                   turns=[TurnMetrics.from_dict(t) for t in data.get("turns", [])])
+
+
+def percentiles(values: list[float]) -> dict[str, float | int | None]:
+    """p50 / p90 / p99 (linear interpolation), mean and count; None when there are no values."""
+    if not values:
+        return {**{f"p{p}": None for p in PERCENTILES}, "mean": None, "count": 0}
+    arr = np.asarray(values, dtype=float)
+    stats: dict[str, float | int | None] = {
+        f"p{p}": _round(float(np.percentile(arr, p))) for p in PERCENTILES}
+    stats["mean"] = _round(float(arr.mean()))
+    stats["count"] = len(values)
+    return stats
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)

@@ -1,0 +1,7 @@
+"""Simulated reference backends: real-time, parametric, reacting to the audio they get."""
+
+from voxpipe.sim.asr import SimASR, SimASROptions
+from voxpipe.sim.llm import SimLLM, SimLLMOptions
+from voxpipe.sim.tts import SimTTS, SimTTSOptions
+
+__all__ = ["SimASR", "SimASROptions", "SimLLM", "SimLLMOptions", "SimTTS", "SimTTSOptions"]

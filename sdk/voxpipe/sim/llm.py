@@ -1,0 +1,61 @@
+"""SimLLM: keyword replies streamed word by word at a set first-token delay and token rate."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Sequence
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from voxpipe.hookspecs import BackendContext
+from voxpipe.protocols import Message
+
+DEFAULT_RESPONSES = {
+    "hello": "Hello! I'm doing great, thanks for asking. How can I help you today?",
+    "weather": "The weather is sunny with a temperature of 72 degrees. Anything else?",
+    "time": "It's a quarter past three in the afternoon. Is there anything else you need?",
+    "default": "I understand. Could you tell me a little more about that?",
+}
+_TOKEN = re.compile(r"\s*\S+")
+
+
+class SimLLMOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    first_token_ms: float = Field(250, ge=0, description="delay before the first text delta")
+    tokens_per_second: float = Field(60, gt=0, description="text deltas (words) per second after it")
+    responses: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_RESPONSES),
+        description="keyword -> reply; the first keyword found in the user's words wins; "
+                    "'default' answers everything else")
+
+
+class SimLLM:
+    """Answers the last user message by keyword, one word (with its leading space) per delta."""
+
+    def __init__(self, options: SimLLMOptions | None = None,
+                 context: BackendContext | None = None) -> None:
+        self.options = options or SimLLMOptions()
+
+    def reply_for(self, messages: Sequence[Message]) -> str:
+        """The reply this backend will stream for ``messages``."""
+        user = next((m.content for m in reversed(messages) if m.role == "user"), "").lower()
+        responses = self.options.responses
+        for keyword, reply in responses.items():
+            if keyword != "default" and keyword.lower() in user:
+                return reply
+        return responses.get("default", DEFAULT_RESPONSES["default"])
+
+    async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        first = self.options.first_token_ms / 1000.0
+        interval = 1.0 / self.options.tokens_per_second
+        for i, token in enumerate(_TOKEN.findall(self.reply_for(messages))):
+            # Absolute deadlines: pacing does not drift with scheduling delays.
+            await asyncio.sleep(max(start + first + i * interval - loop.time(), 0))
+            yield token
+
+    async def aclose(self) -> None:
+        return None
