@@ -77,23 +77,35 @@ class _Turn:
 class VoiceAgent:
     """Runs conversations: ``await agent.run(source, sink)`` returns the session's metrics."""
 
-    def __init__(self, asr: ASR, llm: LLM, tts: TTS, *, budgets: LatencyBudgets | None = None,
-                 system_prompt: str = "", phrases: PhrasePolicy | None = None,
-                 sample_rate: int = 16_000, frame_ms: int = 20,
-                 vad_threshold_db: float = DEFAULT_THRESHOLD_DB,
-                 backend_names: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        asr: ASR,
+        llm: LLM,
+        tts: TTS,
+        *,
+        budgets: LatencyBudgets | None = None,
+        system_prompt: str = "",
+        phrases: PhrasePolicy | None = None,
+        sample_rate: int = 16_000,
+        frame_ms: int = 20,
+        vad_threshold_db: float = DEFAULT_THRESHOLD_DB,
+        backend_names: dict[str, str] | None = None,
+    ) -> None:
         for kind, backend, protocol in (("asr", asr, ASR), ("llm", llm, LLM), ("tts", tts, TTS)):
             if not isinstance(backend, protocol):
-                raise TypeError(f"{kind}={backend!r} does not implement the {protocol.__name__} "
-                                "protocol (see voxpipe.protocols)")
+                raise TypeError(
+                    f"{kind}={backend!r} does not implement the {protocol.__name__} "
+                    "protocol (see voxpipe.protocols)"
+                )
         self.asr, self.llm, self.tts = asr, llm, tts
         self.budgets = budgets or LatencyBudgets()
         self.system_prompt = system_prompt
         self.phrases = phrases or PhrasePolicy()
         self.sample_rate, self.frame_ms = sample_rate, frame_ms
         self.vad_threshold_db = vad_threshold_db
-        self.backend_names = backend_names or {k: type(b).__name__ for k, b in
-                                               (("asr", asr), ("llm", llm), ("tts", tts))}
+        self.backend_names = backend_names or {
+            k: type(b).__name__ for k, b in (("asr", asr), ("llm", llm), ("tts", tts))
+        }
         self.history: list[Message] = []
         self.metrics = SessionMetrics(self.backend_names, dict(self.budgets.items()))
         self.state = AgentState.LISTENING
@@ -101,17 +113,25 @@ class VoiceAgent:
         self._clock: SessionClock | None = None
 
     @classmethod
-    def from_config(cls, config: AgentConfig | str | Path | dict[str, Any], *,
-                    registry: Registry | None = None) -> VoiceAgent:
+    def from_config(
+        cls, config: AgentConfig | str | Path | dict[str, Any], *, registry: Registry | None = None
+    ) -> VoiceAgent:
         """Build an agent and its backends from a config file, dict or ``AgentConfig``."""
         if not isinstance(config, AgentConfig):
             config = load_config(config, registry=registry)
         settings = config.agent
-        return cls(config.build("asr"), config.build("llm"), config.build("tts"),
-                   budgets=config.budgets, system_prompt=settings.system_prompt,
-                   phrases=settings.phrases, sample_rate=settings.sample_rate,
-                   frame_ms=settings.frame_ms, vad_threshold_db=settings.vad_threshold_db,
-                   backend_names={k: getattr(config, k).backend for k in ("asr", "llm", "tts")})
+        return cls(
+            config.build("asr"),
+            config.build("llm"),
+            config.build("tts"),
+            budgets=config.budgets,
+            system_prompt=settings.system_prompt,
+            phrases=settings.phrases,
+            sample_rate=settings.sample_rate,
+            frame_ms=settings.frame_ms,
+            vad_threshold_db=settings.vad_threshold_db,
+            backend_names={k: getattr(config, k).backend for k in ("asr", "llm", "tts")},
+        )
 
     def on(self, event: str, callback: Callable[[Any], None]) -> Callable[[Any], None]:
         """Call ``callback(payload)`` on ``event``: "state" (StateChange), "transcript"
@@ -122,8 +142,13 @@ class VoiceAgent:
         self._listeners[event].append(callback)
         return callback
 
-    async def run(self, source: AudioSource, sink: AudioSink | None = None, *,
-                  recorder: CallRecorder | None = None) -> SessionMetrics:
+    async def run(
+        self,
+        source: AudioSource,
+        sink: AudioSink | None = None,
+        *,
+        recorder: CallRecorder | None = None,
+    ) -> SessionMetrics:
         """Hold a conversation until ``source`` ends and the last answer has been played."""
         session = _Session(self, sink or NullSink(), recorder)
         self.metrics = session.metrics
@@ -206,8 +231,9 @@ class _Session:
     def _new_turn(self) -> _Turn:
         self.turns_started += 1
         metrics = TurnMetrics(index=self.turns_started)
-        return _Turn(metrics, BudgetWatch(self.agent.budgets, metrics, self.clock,
-                                          [self._on_budget_miss]))
+        return _Turn(
+            metrics, BudgetWatch(self.agent.budgets, metrics, self.clock, [self._on_budget_miss])
+        )
 
     def _on_budget_miss(self, name: str, turn: TurnMetrics) -> None:
         self.agent._emit("budget", BudgetMiss(name, turn, self.clock.now_ms()))
@@ -260,8 +286,9 @@ class _Session:
             self._set_state(AgentState.LISTENING)
         agent._emit("turn", turn.metrics)
 
-    async def _think(self, turn: _Turn, messages: list[Message],
-                     phrases: asyncio.Queue[str | None]) -> None:
+    async def _think(
+        self, turn: _Turn, messages: list[Message], phrases: asyncio.Queue[str | None]
+    ) -> None:
         clock, metrics = self.clock, turn.metrics
         chunker = PhraseChunker(self.agent.phrases)
         parts: list[str] = []
@@ -280,8 +307,9 @@ class _Session:
         metrics.llm_deltas = len(parts)
         if len(parts) > 1:
             first = metrics.stamps["llm_first_token"]
-            turn.watch.rate("llm_token_generation",
-                            (metrics.stamps["llm_done"] - first) / (len(parts) - 1))
+            turn.watch.rate(
+                "llm_token_generation", (metrics.stamps["llm_done"] - first) / (len(parts) - 1)
+            )
 
     @staticmethod
     def _hand_over(metrics: TurnMetrics, phrase: str, phrases: asyncio.Queue[str | None]) -> None:
@@ -290,8 +318,12 @@ class _Session:
         metrics.phrases += 1
         phrases.put_nowait(phrase)
 
-    async def _synthesize(self, turn: _Turn, phrases: asyncio.Queue[str | None],
-                          audio: asyncio.Queue[AudioFrame | None]) -> None:
+    async def _synthesize(
+        self,
+        turn: _Turn,
+        phrases: asyncio.Queue[str | None],
+        audio: asyncio.Queue[AudioFrame | None],
+    ) -> None:
         clock = self.clock
         gaps_ms, gaps = 0.0, 0
         while (phrase := await phrases.get()) is not None:

@@ -59,11 +59,17 @@ class AudioFrame:
         """The same audio at another sample rate."""
         if sample_rate == self.sample_rate:
             return self
-        return AudioFrame(resample(self.samples, self.sample_rate, sample_rate), sample_rate,
-                          self.start_ms, self.script)
+        return AudioFrame(
+            resample(self.samples, self.sample_rate, sample_rate),
+            sample_rate,
+            self.start_ms,
+            self.script,
+        )
 
     @classmethod
-    def from_float(cls, samples: npt.ArrayLike, sample_rate: int, start_ms: float = 0.0) -> AudioFrame:
+    def from_float(
+        cls, samples: npt.ArrayLike, sample_rate: int, start_ms: float = 0.0
+    ) -> AudioFrame:
         """A frame from float samples in [-1, 1] (mono, or stereo as (n, channels))."""
         return cls(float_to_int16(to_mono(np.asarray(samples))), sample_rate, start_ms)
 
@@ -87,7 +93,7 @@ def to_mono(samples: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
     if samples.ndim == 2:
         if samples.shape[1] == 1:
             return samples[:, 0]
-        mixed = samples.astype(np.float64).mean(axis=1)
+        mixed: npt.NDArray[np.generic] = samples.astype(np.float64).mean(axis=1)
         return mixed.astype(samples.dtype) if samples.dtype.kind == "i" else mixed
     raise AudioFormatError(f"audio must be 1-D or (samples, channels), got shape {samples.shape}")
 
@@ -105,8 +111,11 @@ class StreamResampler:
 
     def __init__(self, from_rate: int, to_rate: int) -> None:
         self.from_rate, self.to_rate = from_rate, to_rate
-        self._stream = None if from_rate == to_rate else soxr.ResampleStream(
-            from_rate, to_rate, 1, dtype="int16", quality="HQ")
+        self._stream = (
+            None
+            if from_rate == to_rate
+            else soxr.ResampleStream(from_rate, to_rate, 1, dtype="int16", quality="HQ")
+        )
 
     def push(self, samples: Int16Array, *, last: bool = False) -> Int16Array:
         if self._stream is None:
@@ -114,17 +123,20 @@ class StreamResampler:
         return np.asarray(self._stream.resample_chunk(samples, last=last), dtype=np.int16)
 
 
-def split_frames(samples: Int16Array, sample_rate: int, frame_ms: float,
-                 start_ms: float = 0.0) -> list[AudioFrame]:
+def split_frames(
+    samples: Int16Array, sample_rate: int, frame_ms: float, start_ms: float = 0.0
+) -> list[AudioFrame]:
     """Cut mono audio into frames of ``frame_ms`` (the last one zero-padded to full length)."""
-    n = int(round(sample_rate * frame_ms / 1000.0))
+    n = round(sample_rate * frame_ms / 1000.0)
     if n <= 0:
         raise ValueError(f"frame_ms={frame_ms} is too short at {sample_rate} Hz")
     count = -(-len(samples) // n)
     padded = np.zeros(count * n, dtype=np.int16)
     padded[: len(samples)] = samples
-    return [AudioFrame(padded[i * n:(i + 1) * n], sample_rate, start_ms + i * frame_ms)
-            for i in range(count)]
+    return [
+        AudioFrame(padded[i * n : (i + 1) * n], sample_rate, start_ms + i * frame_ms)
+        for i in range(count)
+    ]
 
 
 _WIDTH_DTYPES = {1: np.uint8, 2: np.int16, 4: np.int32}
@@ -135,8 +147,12 @@ def read_wav(path: str | Path) -> tuple[Int16Array, int]:
     p = Path(path)
     try:
         with wave.open(str(p), "rb") as w:
-            channels, width, rate, count = (w.getnchannels(), w.getsampwidth(),
-                                            w.getframerate(), w.getnframes())
+            channels, width, rate, count = (
+                w.getnchannels(),
+                w.getsampwidth(),
+                w.getframerate(),
+                w.getnframes(),
+            )
             raw = w.readframes(count)
     except FileNotFoundError:
         raise AudioFormatError(f"{p}: no such file.") from None

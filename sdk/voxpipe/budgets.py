@@ -60,15 +60,25 @@ class LatencyBudgets(BaseModel):
 
 
 #: The tutorial's demo budgets.
-DEMO_BUDGETS = LatencyBudgets(asr_processing=80, llm_first_token=300, llm_token_generation=20,
-                              tts_first_chunk=150, time_to_first_audio=800)
+DEMO_BUDGETS = LatencyBudgets(
+    asr_processing=80,
+    llm_first_token=300,
+    llm_token_generation=20,
+    tts_first_chunk=150,
+    time_to_first_audio=800,
+)
 
 
 class BudgetWatch:
     """The deadlines of one turn. Feed it every stamp the turn takes."""
 
-    def __init__(self, budgets: LatencyBudgets, turn: TurnMetrics, clock: SessionClock,
-                 listeners: list[MissListener] | tuple[MissListener, ...] = ()) -> None:
+    def __init__(
+        self,
+        budgets: LatencyBudgets,
+        turn: TurnMetrics,
+        clock: SessionClock,
+        listeners: list[MissListener] | tuple[MissListener, ...] = (),
+    ) -> None:
         self._turn = turn
         self._clock = clock
         self._listeners = listeners

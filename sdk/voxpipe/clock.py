@@ -33,6 +33,8 @@ class SessionClock:
         delay = (self._t0 + at_ms / 1000.0) - self._loop.time()
         await asyncio.sleep(delay if delay > 0 else 0)
 
-    def call_at(self, at_ms: float, callback: Callable[..., Any], *args: Any) -> asyncio.TimerHandle:
+    def call_at(
+        self, at_ms: float, callback: Callable[..., Any], *args: Any
+    ) -> asyncio.TimerHandle:
         """Run ``callback(*args)`` at session time ``at_ms``."""
         return self._loop.call_at(self._t0 + at_ms / 1000.0, callback, *args)

@@ -42,11 +42,14 @@ class AgentSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    system_prompt: str = "You are a helpful voice assistant. Answer briefly, in plain spoken English."
+    system_prompt: str = (
+        "You are a helpful voice assistant. Answer briefly, in plain spoken English."
+    )
     sample_rate: int = Field(16_000, ge=8_000, le=48_000, description="session sample rate, Hz")
     frame_ms: int = Field(20, ge=10, le=100, description="input frame length, ms")
-    vad_threshold_db: float = Field(DEFAULT_THRESHOLD_DB, le=0,
-                                    description="frame energy (dBFS) at which audio counts as speech")
+    vad_threshold_db: float = Field(
+        DEFAULT_THRESHOLD_DB, le=0, description="frame energy (dBFS) counted as speech"
+    )
     phrases: PhrasePolicy = Field(default_factory=PhrasePolicy)
 
 
@@ -82,8 +85,9 @@ class AgentConfig(BaseModel):
         return spec.factory(options, self.context)
 
 
-def load_config(source: str | Path | dict[str, Any], *,
-                registry: Registry | None = None) -> AgentConfig:
+def load_config(
+    source: str | Path | dict[str, Any], *, registry: Registry | None = None
+) -> AgentConfig:
     """Read and validate a config file (TOML) or dict, including every backend's options."""
     if isinstance(source, dict):
         return parse_config(source, "<dict>", registry=registry)
@@ -97,8 +101,9 @@ def load_config(source: str | Path | dict[str, Any], *,
     return parse_config(data, str(path), registry=registry)
 
 
-def parse_config(data: dict[str, Any], source: str = "<dict>", *,
-                 registry: Registry | None = None) -> AgentConfig:
+def parse_config(
+    data: dict[str, Any], source: str = "<dict>", *, registry: Registry | None = None
+) -> AgentConfig:
     """Validate ``data`` (already parsed) as an AgentConfig; ``source`` names it in errors."""
     try:
         config = AgentConfig.model_validate(data)
@@ -111,13 +116,14 @@ def parse_config(data: dict[str, Any], source: str = "<dict>", *,
         try:
             spec = registry.get(kind, choice.backend)
         except ConfigError as exc:
-            raise ConfigError(f"{source}: [{kind}] backend: {exc}") from None
+            raise type(exc)(f"{source}: [{kind}] backend: {exc}") from None
         for key in choice.options:
             if _SECRET_KEY.search(key):
                 where = " or ".join(spec.env_vars) or "the provider's key variable"
                 raise ConfigError(
                     f"{source}: [{kind}] {key}: API keys are never read from config files; "
-                    f"remove it and set {where} in the environment instead.")
+                    f"remove it and set {where} in the environment instead."
+                )
         try:
             options = spec.options.model_validate(choice.options)
         except ValidationError as exc:
@@ -126,8 +132,12 @@ def parse_config(data: dict[str, Any], source: str = "<dict>", *,
     return config
 
 
-def _describe(exc: ValidationError, source: str, prefix: tuple[str, ...] = (),
-              backend: BackendSpec | None = None) -> str:
+def _describe(
+    exc: ValidationError,
+    source: str,
+    prefix: tuple[str, ...] = (),
+    backend: BackendSpec | None = None,
+) -> str:
     """One paragraph: file, key path, what was wrong, what was given."""
     problems = []
     for err in exc.errors():

@@ -16,8 +16,17 @@ import numpy as np
 
 #: Timestamp names in the order they happen in a turn (the JSON contract).
 TIMESTAMPS = (
-    "speech_start", "speech_end", "asr_first_partial", "asr_final", "llm_request",
-    "llm_first_token", "llm_done", "tts_request", "tts_first_audio", "playout_start", "turn_end",
+    "speech_start",
+    "speech_end",
+    "asr_first_partial",
+    "asr_final",
+    "llm_request",
+    "llm_first_token",
+    "llm_done",
+    "tts_request",
+    "tts_first_audio",
+    "playout_start",
+    "turn_end",
 )
 
 #: Derived latencies: name -> (from stamp, to stamp).
@@ -56,8 +65,14 @@ class BudgetResult:
     missed_at_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "budget_ms": self.budget_ms, "actual_ms": _round(self.actual_ms),
-                "ok": self.ok, "action": self.action, "missed_at_ms": _round(self.missed_at_ms)}
+        return {
+            "name": self.name,
+            "budget_ms": self.budget_ms,
+            "actual_ms": _round(self.actual_ms),
+            "ok": self.ok,
+            "action": self.action,
+            "missed_at_ms": _round(self.missed_at_ms),
+        }
 
 
 @dataclass(slots=True)
@@ -97,8 +112,11 @@ class TurnMetrics:
         return next((b for b in self.budgets if b.name == name), None)
 
     def to_dict(self) -> dict[str, Any]:
-        endpointing = (None if self.endpoint_detected is None or "speech_end" not in self.stamps
-                       else self.endpoint_detected - self.stamps["speech_end"])
+        endpointing = (
+            None
+            if self.endpoint_detected is None or "speech_end" not in self.stamps
+            else self.endpoint_detected - self.stamps["speech_end"]
+        )
         return {
             "index": self.index,
             "user_text": self.user_text,
@@ -120,16 +138,31 @@ class TurnMetrics:
         stamps = {k: float(v) for k, v in data.get("timestamps_ms", {}).items() if v is not None}
         endpointing = data.get("endpointing_ms")
         return cls(
-            index=int(data["index"]), user_text=data.get("user_text", ""),
-            agent_text=data.get("agent_text", ""), interrupted=bool(data.get("interrupted", False)),
+            index=int(data["index"]),
+            user_text=data.get("user_text", ""),
+            agent_text=data.get("agent_text", ""),
+            interrupted=bool(data.get("interrupted", False)),
             stamps=stamps,
-            budgets=[BudgetResult(b["name"], b["budget_ms"], b.get("actual_ms"), b.get("ok"),
-                                  b.get("action", "none"), b.get("missed_at_ms"))
-                     for b in data.get("budgets", [])],
-            endpoint_detected=(None if endpointing is None or "speech_end" not in stamps
-                               else stamps["speech_end"] + endpointing),
-            first_phrase=data.get("first_phrase", ""), llm_deltas=data.get("llm_deltas", 0),
-            phrases=data.get("phrases", 0), extra=data.get("extra", {}),
+            budgets=[
+                BudgetResult(
+                    b["name"],
+                    b["budget_ms"],
+                    b.get("actual_ms"),
+                    b.get("ok"),
+                    b.get("action", "none"),
+                    b.get("missed_at_ms"),
+                )
+                for b in data.get("budgets", [])
+            ],
+            endpoint_detected=(
+                None
+                if endpointing is None or "speech_end" not in stamps
+                else stamps["speech_end"] + endpointing
+            ),
+            first_phrase=data.get("first_phrase", ""),
+            llm_deltas=data.get("llm_deltas", 0),
+            phrases=data.get("phrases", 0),
+            extra=data.get("extra", {}),
         )
 
 
@@ -160,8 +193,12 @@ class SessionMetrics:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "session": {"backends": self.backends, "budgets_ms": self.budgets_ms,
-                        "summary": self.summary(), "budget_failures": self.budget_failures()},
+            "session": {
+                "backends": self.backends,
+                "budgets_ms": self.budgets_ms,
+                "summary": self.summary(),
+                "budget_failures": self.budget_failures(),
+            },
             "turns": [t.to_dict() for t in self.turns],
         }
 
@@ -175,9 +212,11 @@ class SessionMetrics:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SessionMetrics:
         session = data.get("session", {})
-        return cls(backends=dict(session.get("backends", {})),
-                   budgets_ms=dict(session.get("budgets_ms", {})),
-                   turns=[TurnMetrics.from_dict(t) for t in data.get("turns", [])])
+        return cls(
+            backends=dict(session.get("backends", {})),
+            budgets_ms=dict(session.get("budgets_ms", {})),
+            turns=[TurnMetrics.from_dict(t) for t in data.get("turns", [])],
+        )
 
 
 def percentiles(values: list[float]) -> dict[str, float | int | None]:
@@ -186,7 +225,8 @@ def percentiles(values: list[float]) -> dict[str, float | int | None]:
         return {**{f"p{p}": None for p in PERCENTILES}, "mean": None, "count": 0}
     arr = np.asarray(values, dtype=float)
     stats: dict[str, float | int | None] = {
-        f"p{p}": _round(float(np.percentile(arr, p))) for p in PERCENTILES}
+        f"p{p}": _round(float(np.percentile(arr, p))) for p in PERCENTILES
+    }
     stats["mean"] = _round(float(arr.mean()))
     stats["count"] = len(values)
     return stats

@@ -23,8 +23,11 @@ from voxpipe.errors import BackendNotFound, PluginError
 from voxpipe.hookspecs import PLUGIN_API_VERSION, BackendSpec
 
 #: Backends that live in their own distribution, for the "pip install" hint.
-KNOWN_DISTRIBUTIONS = {"openai": "voxpipe-openai", "deepgram": "voxpipe-deepgram",
-                       "elevenlabs": "voxpipe-elevenlabs"}
+KNOWN_DISTRIBUTIONS = {
+    "openai": "voxpipe-openai",
+    "deepgram": "voxpipe-deepgram",
+    "elevenlabs": "voxpipe-elevenlabs",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +71,14 @@ class Registry:
         if entry_points:
             self._load_entry_points()
 
-    def register(self, plugin: ModuleType | object, name: str | None = None, *,
-                 distribution: str = "(registered in code)", version: str = "") -> str:
+    def register(
+        self,
+        plugin: ModuleType | object,
+        name: str | None = None,
+        *,
+        distribution: str = "(registered in code)",
+        version: str = "",
+    ) -> str:
         """Register a plugin object or module (apps and tests); returns its plugin name."""
         registered = self._pm.register(plugin, name=name)
         if registered is None:
@@ -87,15 +96,21 @@ class Registry:
         for impl in self._pm.hook.voxpipe_backends.get_hookimpls():
             dist, version = self._origin.get(impl.plugin_name, ("?", ""))
             try:
-                specs = list(impl.function())
+                specs: list[BackendSpec] = list(impl.function())  # type: ignore[call-overload]
             except Exception as exc:  # a broken plugin must not break discovery
-                self.failures.append(PluginFailure(impl.plugin_name, dist, version,
-                                                   f"voxpipe_backends() raised {exc!r}"))
+                self.failures.append(
+                    PluginFailure(
+                        impl.plugin_name, dist, version, f"voxpipe_backends() raised {exc!r}"
+                    )
+                )
                 self.unregister(impl.plugin_name)
                 continue
             for spec in specs:
-                found.append(BackendInfo(spec.kind, spec.name, impl.plugin_name, dist, version,
-                                         _status(spec), spec))
+                found.append(
+                    BackendInfo(
+                        spec.kind, spec.name, impl.plugin_name, dist, version, _status(spec), spec
+                    )
+                )
         found.sort(key=lambda b: (b.kind, b.name, b.distribution))
         return [b for b in found if kind is None or b.kind == kind]
 
@@ -105,8 +120,10 @@ class Registry:
         for info in candidates:
             if info.name == name:
                 if info.spec is None or not info.usable:
-                    raise PluginError(f"{kind} backend {name!r} from {info.distribution} "
-                                      f"cannot be used: {info.status}")
+                    raise PluginError(
+                        f"{kind} backend {name!r} from {info.distribution} "
+                        f"cannot be used: {info.status}"
+                    )
                 return info.spec
         raise BackendNotFound(_not_found_message(kind, name, candidates, self.failures))
 
@@ -123,8 +140,9 @@ class Registry:
             try:
                 module = ep.load()
             except Exception as exc:  # a broken plugin must not break discovery
-                self.failures.append(PluginFailure(ep.name, dist, version,
-                                                   f"import of {ep.value!r} failed: {exc!r}"))
+                self.failures.append(
+                    PluginFailure(ep.name, dist, version, f"import of {ep.value!r} failed: {exc!r}")
+                )
                 continue
             self.register(module, name=ep.name, distribution=dist, version=version)
 
@@ -132,22 +150,30 @@ class Registry:
 def _status(spec: BackendSpec) -> str:
     if spec.api_version != PLUGIN_API_VERSION:
         newer = spec.api_version > PLUGIN_API_VERSION
-        return (f"incompatible: written for voxpipe plugin API {spec.api_version}, this voxpipe "
-                f"speaks {PLUGIN_API_VERSION}; "
-                + ("upgrade voxpipe" if newer else "upgrade the plugin"))
+        return (
+            f"incompatible: written for voxpipe plugin API {spec.api_version}, this voxpipe "
+            f"speaks {PLUGIN_API_VERSION}; "
+            + ("upgrade voxpipe" if newer else "upgrade the plugin")
+        )
     return "ok"
 
 
-def _not_found_message(kind: str, name: str, candidates: list[BackendInfo],
-                       failures: list[PluginFailure]) -> str:
+def _not_found_message(
+    kind: str, name: str, candidates: list[BackendInfo], failures: list[PluginFailure]
+) -> str:
     usable = [f"{b.name} ({b.distribution})" for b in candidates if b.usable]
-    message = (f"no {kind} backend named {name!r}. Installed {kind} backends: "
-               f"{', '.join(usable) if usable else 'none'}.")
+    message = (
+        f"no {kind} backend named {name!r}. Installed {kind} backends: "
+        f"{', '.join(usable) if usable else 'none'}."
+    )
     if name in KNOWN_DISTRIBUTIONS:
         message += f" The {name!r} backends come with `pip install {KNOWN_DISTRIBUTIONS[name]}`."
     if failures:
-        message += (" Some plugins failed to load (see `voxpipe plugins`): "
-                    + ", ".join(f.plugin for f in failures) + ".")
+        message += (
+            " Some plugins failed to load (see `voxpipe plugins`): "
+            + ", ".join(f.plugin for f in failures)
+            + "."
+        )
     return message
 
 
@@ -160,4 +186,3 @@ def default_registry() -> Registry:
     if _default is None:
         _default = Registry()
     return _default
-

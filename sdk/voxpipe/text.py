@@ -11,7 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 _SENTENCE_END = frozenset(".!?")
 _CLAUSE_END = frozenset(",;:")
-_ABBREVIATIONS = frozenset({"mr", "mrs", "ms", "dr", "st", "vs", "etc", "e.g", "i.e", "prof", "jr", "sr"})
+_ABBREVIATIONS = frozenset(
+    {"mr", "mrs", "ms", "dr", "st", "vs", "etc", "e.g", "i.e", "prof", "jr", "sr"}
+)
 
 
 class PhrasePolicy(BaseModel):
@@ -19,10 +21,18 @@ class PhrasePolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    stream: bool = Field(
+        True,
+        description="false: speak only once the whole reply is written (the serial "
+        "design voxpipe replaces; kept for comparisons)",
+    )
     first_at_clause: bool = Field(True, description="end the first phrase at , ; or :")
     first_max_words: int | None = Field(
-        6, ge=1, description="end the first phrase after this many words even without punctuation")
-    min_words: int = Field(2, ge=1, description="never cut a phrase shorter than this at a clause mark")
+        6, ge=1, description="end the first phrase after this many words even without punctuation"
+    )
+    min_words: int = Field(
+        2, ge=1, description="never cut a phrase shorter than this at a clause mark"
+    )
     max_words: int = Field(40, ge=1, description="cut any phrase this long at the next word break")
 
 
@@ -37,6 +47,8 @@ class PhraseChunker:
     def feed(self, delta: str) -> list[str]:
         """Add a delta; return the phrases it completed (often none)."""
         self._buffer += delta
+        if not self.policy.stream:
+            return []
         phrases = []
         while (cut := self._find_cut()) is not None:
             phrase, self._buffer = self._buffer[:cut].strip(), self._buffer[cut:].lstrip()
@@ -62,13 +74,16 @@ class PhraseChunker:
         for i, ch in enumerate(text):
             if ch.isspace():
                 in_word = False
-                if words >= policy.max_words or (first and policy.first_max_words is not None
-                                                 and words >= policy.first_max_words):
+                if words >= policy.max_words or (
+                    first and policy.first_max_words is not None and words >= policy.first_max_words
+                ):
                     return i
                 continue
             if not in_word:
                 in_word, words = True, words + 1
-            clause = first and policy.first_at_clause and ch in _CLAUSE_END and words >= policy.min_words
+            clause = (
+                first and policy.first_at_clause and ch in _CLAUSE_END and words >= policy.min_words
+            )
             if (ch in _SENTENCE_END or clause) and self._is_boundary(text, i):
                 return i + 1
         return None
@@ -76,7 +91,7 @@ class PhraseChunker:
     @staticmethod
     def _is_boundary(text: str, i: int) -> bool:
         """Punctuation at ``i`` ends a phrase: followed by space, or safe at the buffer end."""
-        after = text[i + 1:i + 2]
+        after = text[i + 1 : i + 2]
         if after and not after.isspace():
             return False  # "3.14", "e.g.", "1,000": not a break
         if text[i] == ".":
@@ -84,4 +99,4 @@ class PhraseChunker:
             if words and words[-1].lower() in _ABBREVIATIONS:
                 return False
         # At the end of what has arrived, "72." may yet become "72.5": digits wait for more.
-        return bool(after) or not text[i - 1:i].isdigit()
+        return bool(after) or not text[i - 1 : i].isdigit()

@@ -18,9 +18,12 @@ class Track:
         self.end_sample = 0
 
     def add(self, frame: AudioFrame) -> None:
-        samples = frame.samples if frame.sample_rate == self.sample_rate else \
-            frame.resampled(self.sample_rate).samples
-        at = int(round(frame.start_ms * self.sample_rate / 1000.0))
+        samples = (
+            frame.samples
+            if frame.sample_rate == self.sample_rate
+            else frame.resampled(self.sample_rate).samples
+        )
+        at = round(frame.start_ms * self.sample_rate / 1000.0)
         self._pieces.append((at, samples))
         self.end_sample = max(self.end_sample, at + len(samples))
 
@@ -28,7 +31,7 @@ class Track:
         out = np.zeros(self.end_sample if length is None else length, dtype=np.int32)
         for at, samples in self._pieces:
             piece = samples[: max(len(out) - at, 0)]
-            out[at:at + len(piece)] += piece
+            out[at : at + len(piece)] += piece
         return np.clip(out, -32768, 32767).astype(np.int16)
 
 

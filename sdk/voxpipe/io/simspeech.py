@@ -21,10 +21,19 @@ class SimSpeechSource:
     as ``script``), then stays silent: until ``agent`` has answered and ``pause_ms`` more, when
     an agent is given (at most ``max_wait_ms``), else for ``gap_ms``. Silence is digital zero."""
 
-    def __init__(self, lines: Sequence[str], *, sample_rate: int = 16_000, frame_ms: int = 20,
-                 agent: _Announcer | None = None, lead_ms: float = 400, pause_ms: float = 600,
-                 gap_ms: float = 4000, max_wait_ms: float = 30_000,
-                 words_per_minute: float = WORDS_PER_MINUTE) -> None:
+    def __init__(
+        self,
+        lines: Sequence[str],
+        *,
+        sample_rate: int = 16_000,
+        frame_ms: int = 20,
+        agent: _Announcer | None = None,
+        lead_ms: float = 400,
+        pause_ms: float = 600,
+        gap_ms: float = 4000,
+        max_wait_ms: float = 30_000,
+        words_per_minute: float = WORDS_PER_MINUTE,
+    ) -> None:
         self.lines = list(lines)
         self.sample_rate, self.frame_ms = sample_rate, frame_ms
         self.lead_ms, self.pause_ms, self.gap_ms = lead_ms, pause_ms, gap_ms

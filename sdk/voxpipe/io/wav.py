@@ -14,8 +14,14 @@ class WavSource:
     """Streams a WAV file (any rate, mono or stereo) as session-rate frames in real time:
     each frame is delivered when it has been fully "captured", at its end time."""
 
-    def __init__(self, path: str | Path, sample_rate: int = 16_000, frame_ms: int = 20, *,
-                 realtime: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        sample_rate: int = 16_000,
+        frame_ms: int = 20,
+        *,
+        realtime: bool = True,
+    ) -> None:
         self.path = Path(path)
         samples = read_speech(self.path, sample_rate)
         self._frames = split_frames(samples, sample_rate, frame_ms)

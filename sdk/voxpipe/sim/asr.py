@@ -20,10 +20,10 @@ class SimASROptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     endpoint_ms: float = Field(200, ge=20, description="silence that ends an utterance")
-    finalization_ms: float = Field(100, ge=0, description="final transcript delay after the endpoint")
+    finalization_ms: float = Field(100, ge=0, description="final delay after the endpoint")
     first_partial_ms: float = Field(60, ge=0, description="speech heard before the first partial")
     partial_interval_ms: float = Field(250, gt=0, description="speech between later partials")
-    threshold_db: float = Field(DEFAULT_THRESHOLD_DB, le=0, description="speech energy threshold, dBFS")
+    threshold_db: float = Field(DEFAULT_THRESHOLD_DB, le=0, description="speech threshold, dBFS")
     confidence: float = Field(0.95, ge=0, le=1)
 
 
@@ -33,8 +33,9 @@ _END = object()
 class SimASR:
     """Hears the audio for real (energy), "recognises" the script of simulated speech."""
 
-    def __init__(self, options: SimASROptions | None = None,
-                 context: BackendContext | None = None) -> None:
+    def __init__(
+        self, options: SimASROptions | None = None, context: BackendContext | None = None
+    ) -> None:
         self.options = options or SimASROptions()
 
     async def transcribe(self, audio: AsyncIterator[AudioFrame]) -> AsyncIterator[Transcript]:
@@ -85,8 +86,14 @@ class SimASR:
         except Exception as exc:  # surfaced by transcribe()
             out.put_nowait(exc)
 
-    def _finalize(self, utterance: Utterance, scripts: list[str], frame: AudioFrame,
-                  out: asyncio.Queue[object], loop: asyncio.AbstractEventLoop) -> float:
+    def _finalize(
+        self,
+        utterance: Utterance,
+        scripts: list[str],
+        frame: AudioFrame,
+        out: asyncio.Queue[object],
+        loop: asyncio.AbstractEventLoop,
+    ) -> float:
         """Schedule the final ``finalization_ms`` after the endpoint; returns its loop time."""
         # Frames arrive when fully captured, at their end time: map session ms to loop time.
         detected_at = loop.time() - (frame.end_ms - utterance.detected_ms) / 1000.0
@@ -96,8 +103,12 @@ class SimASR:
 
     def _final(self, utterance: Utterance, words: list[str]) -> Transcript:
         heard = utterance.end_ms - utterance.start_ms
-        return Transcript(self._text(words, heard, final=True), True, self.options.confidence,
-                          endpoint_ms=utterance.detected_ms)
+        return Transcript(
+            self._text(words, heard, final=True),
+            True,
+            self.options.confidence,
+            endpoint_ms=utterance.detected_ms,
+        )
 
     @staticmethod
     def _text(scripts: list[str], heard_ms: float, final: bool = False) -> str:

@@ -24,18 +24,20 @@ class SimLLMOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     first_token_ms: float = Field(250, ge=0, description="delay before the first text delta")
-    tokens_per_second: float = Field(60, gt=0, description="text deltas (words) per second after it")
+    tokens_per_second: float = Field(60, gt=0, description="words per second after it")
     responses: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_RESPONSES),
         description="keyword -> reply; the first keyword found in the user's words wins; "
-                    "'default' answers everything else")
+        "'default' answers everything else",
+    )
 
 
 class SimLLM:
     """Answers the last user message by keyword, one word (with its leading space) per delta."""
 
-    def __init__(self, options: SimLLMOptions | None = None,
-                 context: BackendContext | None = None) -> None:
+    def __init__(
+        self, options: SimLLMOptions | None = None, context: BackendContext | None = None
+    ) -> None:
         self.options = options or SimLLMOptions()
 
     def reply_for(self, messages: Sequence[Message]) -> str:

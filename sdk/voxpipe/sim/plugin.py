@@ -11,10 +11,28 @@ from voxpipe.sim.tts import SimTTS, SimTTSOptions
 @hookimpl
 def voxpipe_backends() -> list[BackendSpec]:
     return [
-        BackendSpec("asr", "sim", SimASR, SimASROptions, PLUGIN_API_VERSION,
-                    "energy endpointing on the real frames; text from simulated speech"),
-        BackendSpec("llm", "sim", SimLLM, SimLLMOptions, PLUGIN_API_VERSION,
-                    "keyword replies at a set first-token delay and token rate"),
-        BackendSpec("tts", "sim", SimTTS, SimTTSOptions, PLUGIN_API_VERSION,
-                    "audible speech-like PCM, faster than real time"),
+        BackendSpec(
+            "asr",
+            "sim",
+            SimASR,
+            SimASROptions,
+            PLUGIN_API_VERSION,
+            "energy endpointing on the real frames; text from simulated speech",
+        ),
+        BackendSpec(
+            "llm",
+            "sim",
+            SimLLM,
+            SimLLMOptions,
+            PLUGIN_API_VERSION,
+            "keyword replies at a set first-token delay and token rate",
+        ),
+        BackendSpec(
+            "tts",
+            "sim",
+            SimTTS,
+            SimTTSOptions,
+            PLUGIN_API_VERSION,
+            "audible speech-like PCM, faster than real time",
+        ),
     ]

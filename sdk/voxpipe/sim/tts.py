@@ -26,8 +26,9 @@ class SimTTSOptions(BaseModel):
 class SimTTS:
     """Speaks any text as a pitched, syllable-shaped buzz in session-rate frames."""
 
-    def __init__(self, options: SimTTSOptions | None = None,
-                 context: BackendContext | None = None) -> None:
+    def __init__(
+        self, options: SimTTSOptions | None = None, context: BackendContext | None = None
+    ) -> None:
         self.options = options or SimTTSOptions()
         self.context = context or BackendContext()
 
@@ -36,8 +37,9 @@ class SimTTS:
         loop = asyncio.get_running_loop()
         start = loop.time()
         duration = speech_duration_ms(text, opts.words_per_minute)
-        samples = speech_like(duration, ctx.sample_rate, pitch_hz=opts.pitch_hz,
-                              seed=zlib.crc32(text.encode()))
+        samples = speech_like(
+            duration, ctx.sample_rate, pitch_hz=opts.pitch_hz, seed=zlib.crc32(text.encode())
+        )
         for i, frame in enumerate(split_frames(samples, ctx.sample_rate, ctx.frame_ms)):
             ready = start + (opts.first_chunk_ms + i * ctx.frame_ms / opts.speed) / 1000.0
             await asyncio.sleep(max(ready - loop.time(), 0))

@@ -15,11 +15,17 @@ def speech_duration_ms(text: str, words_per_minute: float = WORDS_PER_MINUTE) ->
     return max(len(text.split()), 1) * 60_000.0 / words_per_minute
 
 
-def speech_like(duration_ms: float, sample_rate: int, *, pitch_hz: float = 140.0,
-                level: float = 0.25, seed: int = 0) -> Int16Array:
+def speech_like(
+    duration_ms: float,
+    sample_rate: int,
+    *,
+    pitch_hz: float = 140.0,
+    level: float = 0.25,
+    seed: int = 0,
+) -> Int16Array:
     """``duration_ms`` of audible, speech-shaped sound: harmonics of a wavering pitch, shaped
     by a ~4 Hz syllable envelope that never drops below a third of ``level``."""
-    n = int(round(sample_rate * duration_ms / 1000.0))
+    n = round(sample_rate * duration_ms / 1000.0)
     t = np.arange(n) / sample_rate
     rng = np.random.default_rng(seed)
     f0 = pitch_hz * (1.0 + 0.08 * np.sin(2 * np.pi * 1.3 * t + rng.uniform(0, 6.28)))

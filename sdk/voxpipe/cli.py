@@ -1,0 +1,261 @@
+"""The ``voxpipe`` command: demo, run, plugins, report.
+
+Exit codes: 0 ok, 1 runtime failure, 2 bad usage, config or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from voxpipe.agent import StateChange, VoiceAgent
+from voxpipe.budgets import DEMO_BUDGETS
+from voxpipe.config import AgentConfig, load_config, parse_config
+from voxpipe.errors import UsageError, VoxpipeError
+from voxpipe.io import CallRecorder, SimSpeechSource, WavSink, WavSource
+from voxpipe.metrics import SessionMetrics, TurnMetrics
+from voxpipe.protocols import AudioSink, AudioSource
+from voxpipe.registry import default_registry
+from voxpipe.report import plot_timeline, print_session, print_turn, summary_table
+
+DEMO_LINES = ("Hello, how are you today?", "What's the weather like?", "Can you tell me the time?")
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.handler(args)
+        return result
+    except UsageError as exc:
+        errors.print(f"[bold red]voxpipe: error:[/] {exc}", highlight=False)
+        return 2
+    except VoxpipeError as exc:
+        errors.print(f"[bold red]voxpipe: failed:[/] {exc}", highlight=False)
+        return 1
+    except KeyboardInterrupt:
+        errors.print("voxpipe: interrupted")
+        return 130
+    except Exception as exc:
+        if os.environ.get("VOXPIPE_DEBUG"):
+            raise
+        errors.print(
+            f"[bold red]voxpipe: failed:[/] {type(exc).__name__}: {exc} "
+            "(set VOXPIPE_DEBUG=1 for the traceback)",
+            highlight=False,
+        )
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="voxpipe", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="the tutorial's three-turn scenario on sim backends")
+    demo.add_argument("--config", type=Path, help="agent config (default: sim, demo budgets)")
+    _add_outputs(demo)
+    demo.set_defaults(handler=_demo)
+
+    run = commands.add_parser("run", help="stream a WAV file through the configured agent")
+    run.add_argument("--config", type=Path, required=True, help="agent config (TOML)")
+    run.add_argument("--input", type=Path, required=True, help="the user's speech (WAV)")
+    run.add_argument("--output", type=Path, help="write the agent's audio here (WAV)")
+    _add_outputs(run)
+    run.set_defaults(handler=_run)
+
+    plugins = commands.add_parser("plugins", help="list every backend found")
+    plugins.add_argument("--json", action="store_true", help="print JSON")
+    plugins.set_defaults(handler=_plugins)
+
+    report = commands.add_parser("report", help="tables and a plot from a saved metrics file")
+    report.add_argument("metrics", type=Path, help="a metrics JSON written with --json")
+    report.add_argument("--plot", type=Path, help="write a timeline PNG here")
+    report.set_defaults(handler=_report)
+    return parser
+
+
+def _add_outputs(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--json", type=Path, help="write the session metrics here")
+    command.add_argument("--plot", type=Path, help="write a per-turn timeline PNG here")
+    command.add_argument(
+        "--record",
+        type=Path,
+        help="write a stereo WAV: user left, agent right, on the session clock",
+    )
+    command.add_argument(
+        "--virtual-time",
+        action="store_true",
+        help="simulate the clock: runs instantly with exact timings",
+    )
+
+
+def _demo(args: argparse.Namespace) -> int:
+    if args.config:
+        config = load_config(args.config)
+    else:
+        config = parse_config({"budgets": DEMO_BUDGETS.model_dump(exclude_none=True)}, "demo")
+    agent = VoiceAgent.from_config(config)
+    source = SimSpeechSource(
+        DEMO_LINES,
+        sample_rate=config.agent.sample_rate,
+        frame_ms=config.agent.frame_ms,
+        agent=agent,
+    )
+    console.print(
+        f"[bold]voxpipe demo[/]: {len(DEMO_LINES)} turns, backends "
+        f"asr={config.asr.backend} llm={config.llm.backend} tts={config.tts.backend}, "
+        + ("virtual time" if args.virtual_time else "real time")
+    )
+    session = _converse(agent, source, None, config, args)
+    _save(session, args)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    source = WavSource(args.input, config.agent.sample_rate, config.agent.frame_ms)
+    agent = VoiceAgent.from_config(config)
+    sink = WavSink(args.output, config.agent.sample_rate) if args.output else None
+    console.print(
+        f"[bold]voxpipe run[/]: {args.input} ({source.duration_ms / 1000:.1f} s) "
+        f"through asr={config.asr.backend} llm={config.llm.backend} "
+        f"tts={config.tts.backend}"
+    )
+    session = _converse(agent, source, sink, config, args, progress=source)
+    if not session.turns:
+        console.print(
+            "[yellow]No speech was answered: check the input level "
+            "([agent] vad_threshold_db) or the ASR settings.[/]"
+        )
+    if args.output:
+        console.print(f"agent audio: {args.output}")
+    _save(session, args)
+    return 0
+
+
+def _converse(
+    agent: VoiceAgent,
+    source: AudioSource,
+    sink: AudioSink | None,
+    config: AgentConfig,
+    args: argparse.Namespace,
+    progress: WavSource | None = None,
+) -> SessionMetrics:
+    """Run one session, printing each turn as it ends and a status line meanwhile."""
+    recorder = CallRecorder(args.record, config.agent.sample_rate) if args.record else None
+    status = console.status("listening", spinner="dots")
+
+    def on_state(change: StateChange) -> None:
+        where = ""
+        if progress is not None:
+            where = f" {progress.position_ms / 1000:5.1f} / {progress.duration_ms / 1000:.1f} s"
+        status.update(f"{change.new.value}{where}")
+
+    def on_turn(turn: TurnMetrics) -> None:
+        print_turn(turn, console)
+
+    agent.on("state", on_state)
+    agent.on("turn", on_turn)
+
+    async def session() -> SessionMetrics:
+        async with agent:
+            return await agent.run(source, sink, recorder=recorder)
+
+    with status:
+        metrics = _run_loop(session, virtual_time=args.virtual_time)
+    console.print(summary_table(metrics))
+    if args.record:
+        console.print(f"call recording: {args.record}")
+    return metrics
+
+
+def _run_loop(
+    main: Callable[[], Coroutine[Any, Any, SessionMetrics]], *, virtual_time: bool
+) -> SessionMetrics:
+    if not virtual_time:
+        return asyncio.run(main())
+    import looptime
+
+    with asyncio.Runner(loop_factory=looptime.new_event_loop) as runner:
+        return runner.run(main())
+
+
+def _save(session: SessionMetrics, args: argparse.Namespace) -> None:
+    if args.json:
+        session.to_json(args.json)
+        console.print(f"metrics: {args.json}")
+    if args.plot:
+        plot_timeline(session, args.plot)
+        console.print(f"timeline: {args.plot}")
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    registry = default_registry()
+    backends = registry.backends()
+    if args.json:
+        rows = [
+            {
+                "kind": b.kind,
+                "name": b.name,
+                "distribution": b.distribution,
+                "version": b.version,
+                "status": b.status,
+            }
+            for b in backends
+        ]
+        failures = [
+            {
+                "plugin": f.plugin,
+                "distribution": f.distribution,
+                "version": f.version,
+                "error": f.error,
+            }
+            for f in registry.failures
+        ]
+        print(json.dumps({"backends": rows, "failures": failures}, indent=2))
+        return 0
+    table = Table(title="voxpipe backends")
+    for column in ("kind", "name", "distribution", "version", "status"):
+        table.add_column(column)
+    for b in backends:
+        status = "[green]ok[/]" if b.usable else f"[red]{b.status}[/]"
+        table.add_row(b.kind, b.name, b.distribution, b.version, status)
+    for f in registry.failures:
+        error = f"[red]failed to load: {f.error}[/]"
+        table.add_row("?", f.plugin, f.distribution, f.version, error)
+    console.print(table)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    try:
+        data = json.loads(args.metrics.read_text())
+        session = SessionMetrics.from_dict(data)
+    except FileNotFoundError:
+        raise UsageError(f"{args.metrics}: no such file.") from None
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise UsageError(
+            f"{args.metrics}: not a voxpipe metrics file ({exc}); "
+            "write one with `voxpipe demo --json FILE`."
+        ) from None
+    print_session(session, console)
+    if args.plot:
+        plot_timeline(session, args.plot)
+        console.print(f"timeline: {args.plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""The orchestrator under virtual time: stages add up exactly, TTS overlaps the LLM."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+
+import numpy as np
+import pytest
+
+from voxpipe import (
+    AgentState,
+    AudioFrame,
+    CallRecorder,
+    LatencyBudgets,
+    Message,
+    PhrasePolicy,
+    SimSpeechSource,
+    VoiceAgent,
+    read_wav,
+)
+from voxpipe.sim import SimASR, SimASROptions, SimLLM, SimLLMOptions, SimTTS, SimTTSOptions
+
+REPLY = "The weather is sunny with a temperature of 72 degrees. Anything else?"
+FRAME_MS = 20
+
+
+def make_agent(
+    *,
+    policy: PhrasePolicy | None = None,
+    budgets: LatencyBudgets | None = None,
+    llm: object | None = None,
+    tts: object | None = None,
+    system_prompt: str = "",
+) -> VoiceAgent:
+    return VoiceAgent(
+        SimASR(SimASROptions(endpoint_ms=200, finalization_ms=100)),
+        llm
+        or SimLLM(
+            SimLLMOptions(first_token_ms=300, tokens_per_second=50, responses={"default": REPLY})
+        ),
+        tts or SimTTS(SimTTSOptions(first_chunk_ms=150, speed=4.0)),
+        phrases=policy,
+        budgets=budgets,
+        system_prompt=system_prompt,
+    )
+
+
+@pytest.mark.looptime
+@pytest.mark.parametrize(
+    ("policy", "first_phrase_tokens"),
+    [
+        (PhrasePolicy(first_max_words=None), 10),  # up to "degrees."
+        (PhrasePolicy(first_max_words=4), 5),  # 4 words, then the 5th token shows the word ended
+    ],
+)
+async def test_time_to_first_audio_is_the_sum_of_the_stages(
+    policy: PhrasePolicy, first_phrase_tokens: int
+) -> None:
+    agent = make_agent(policy=policy)
+    session = await agent.run(SimSpeechSource(["What's the weather like?"], agent=agent))
+
+    (turn,) = session.turns
+    finalization = 200 + 100  # endpoint silence + finalization delay
+    ttft = 300
+    first_phrase = (first_phrase_tokens - 1) * 1000 / 50  # later tokens every 20 ms
+    ttfb = 150
+    assert turn.latency("asr_finalization") == pytest.approx(finalization, abs=1e-6)
+    assert turn.latency("llm_ttft") == pytest.approx(ttft, abs=1e-6)
+    assert turn.latency("first_phrase") == pytest.approx(first_phrase, abs=1e-6)
+    assert turn.latency("tts_ttfb") == pytest.approx(ttfb, abs=1e-6)
+    assert turn.latency("time_to_first_audio") == pytest.approx(
+        finalization + ttft + first_phrase + ttfb, abs=1e-6
+    )
+    assert sum(v or 0 for v in turn.stages().values()) == pytest.approx(
+        turn.latency("time_to_first_audio"), abs=1e-9
+    )
+    # TTS started on the first phrase while the LLM was still writing.
+    assert turn.stamps["tts_request"] < turn.stamps["llm_done"]
+    assert turn.user_text == "What's the weather like?"
+    assert turn.agent_text == REPLY
+
+
+@pytest.mark.looptime
+async def test_serial_policy_waits_for_the_whole_reply() -> None:
+    agent = make_agent(policy=PhrasePolicy(stream=False))
+    session = await agent.run(SimSpeechSource(["What's the weather like?"], agent=agent))
+    (turn,) = session.turns
+    assert turn.stamps["tts_request"] == turn.stamps["llm_done"]
+    assert turn.first_phrase == REPLY
+
+
+class RecordingTTS(SimTTS):
+    """SimTTS that notes when each synthesis starts and when its last frame leaves."""
+
+    def __init__(self) -> None:
+        super().__init__(SimTTSOptions(first_chunk_ms=50, speed=4.0))
+        self.calls: list[tuple[str, float]] = []
+
+    async def synthesize(self, text: str) -> AsyncIterator[AudioFrame]:
+        import asyncio
+
+        self.calls.append((text, asyncio.get_running_loop().time()))
+        async for frame in super().synthesize(text):
+            yield frame
+
+
+@pytest.mark.looptime
+async def test_next_phrase_is_synthesized_while_the_previous_one_plays() -> None:
+    tts = RecordingTTS()
+    agent = make_agent(tts=tts)
+    session = await agent.run(SimSpeechSource(["What's the weather like?"], agent=agent))
+    (turn,) = session.turns
+    assert turn.phrases == len(tts.calls) >= 2
+    first_phrase_ms = len(turn.first_phrase.split()) * 400.0  # SimTTS speaks 150 words/min
+    # Loop time and session time share an origin offset; compare the gap to the first call.
+    second_starts_after_first_ms = (tts.calls[1][1] - tts.calls[0][1]) * 1000
+    assert second_starts_after_first_ms < first_phrase_ms
+
+
+class EchoLLM:
+    """Records the messages it gets and answers with a fixed sentence."""
+
+    def __init__(self) -> None:
+        self.seen: list[list[Message]] = []
+
+    async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
+        self.seen.append(list(messages))
+        for word in ["Sure", " thing."]:
+            yield word
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.mark.looptime
+async def test_history_carries_the_system_prompt_and_earlier_turns() -> None:
+    llm = EchoLLM()
+    agent = make_agent(llm=llm, system_prompt="Be brief.")
+    lines = ["Hello there.", "What's the weather like?"]
+    session = await agent.run(SimSpeechSource(lines, agent=agent))
+    assert [t.user_text for t in session.turns] == lines
+    assert llm.seen[1] == [
+        Message("system", "Be brief."),
+        Message("user", "Hello there."),
+        Message("assistant", "Sure thing."),
+        Message("user", "What's the weather like?"),
+    ]
+
+
+@pytest.mark.looptime
+async def test_events_report_states_transcripts_turns_and_budget_misses() -> None:
+    agent = make_agent(budgets=LatencyBudgets(llm_first_token=100, time_to_first_audio=5000))
+    states: list[AgentState] = []
+    finals: list[str] = []
+    misses: list[tuple[str, float]] = []
+    agent.on("state", lambda change: states.append(change.new))
+    agent.on("transcript", lambda t: finals.append(t.text) if t.is_final else None)
+    agent.on("budget", lambda miss: misses.append((miss.name, miss.at_ms)))
+    turns = []
+    agent.on("turn", turns.append)
+    session = await agent.run(SimSpeechSource(["What's the weather like?"], agent=agent))
+
+    assert states == [
+        AgentState.PROCESSING_SPEECH,
+        AgentState.THINKING,
+        AgentState.SPEAKING,
+        AgentState.LISTENING,
+    ]
+    assert finals == ["What's the weather like?"]
+    assert turns == session.turns
+    (turn,) = session.turns
+    # The deadline fired at the moment the budget ran out, while the LLM was still silent.
+    assert misses == [("llm_first_token", pytest.approx(turn.stamps["llm_request"] + 100))]
+    verdict = turn.budget("llm_first_token")
+    assert verdict is not None
+    assert (verdict.ok, verdict.action, verdict.actual_ms) == (False, "warn", pytest.approx(300))
+    ttfa = turn.budget("time_to_first_audio")
+    assert ttfa is not None and ttfa.ok is True and ttfa.action == "none"
+
+
+def test_unknown_event_is_rejected() -> None:
+    with pytest.raises(ValueError, match="state, transcript, turn, budget"):
+        make_agent().on("turns", print)
+
+
+def test_backend_that_is_not_a_backend_is_rejected() -> None:
+    with pytest.raises(TypeError, match="LLM protocol"):
+        VoiceAgent(SimASR(), object(), SimTTS())  # type: ignore[arg-type]
+
+
+@pytest.mark.looptime
+async def test_recording_lines_up_with_the_metrics(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    agent = make_agent()
+    path = tmp_path / "call.wav"
+    session = await agent.run(
+        SimSpeechSource(["What's the weather like?"], agent=agent),
+        recorder=CallRecorder(path, 16_000),
+    )
+    (turn,) = session.turns
+    stereo, rate = read_wav(path)
+    assert stereo.shape[1] == 2
+    user, agent_audio = stereo[:, 0], stereo[:, 1]
+    first_agent_ms = np.flatnonzero(agent_audio)[0] * 1000 / rate
+    last_user_ms = (np.flatnonzero(user)[-1] + 1) * 1000 / rate
+    assert first_agent_ms == pytest.approx(turn.stamps["playout_start"], abs=FRAME_MS)
+    assert last_user_ms == pytest.approx(turn.stamps["speech_end"], abs=FRAME_MS)
+    gap_heard = first_agent_ms - last_user_ms
+    assert gap_heard == pytest.approx(turn.latency("time_to_first_audio"), abs=FRAME_MS)
