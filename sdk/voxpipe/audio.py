@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import wave
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+import soundfile
 import soxr
 
 from voxpipe.errors import AudioFormatError
@@ -139,49 +139,44 @@ def split_frames(
     ]
 
 
-_WIDTH_DTYPES = {1: np.uint8, 2: np.int16, 4: np.int32}
+#: libsndfile subtypes read as audio samples; anything else (u-law, ADPCM...) is refused.
+_PCM_SUBTYPES = {
+    "PCM_U8": 8,
+    "PCM_S8": 8,
+    "PCM_16": 16,
+    "PCM_24": 24,
+    "PCM_32": 32,
+    "FLOAT": 32,
+    "DOUBLE": 64,
+}
 
 
 def read_wav(path: str | Path) -> tuple[Int16Array, int]:
-    """Read a PCM WAV file as int16 samples shaped (n, channels) and its sample rate."""
+    """Read a WAV file (PCM 8/16/24/32-bit or float, incl. WAVE_FORMAT_EXTENSIBLE) as int16
+    samples shaped (n, channels), and its sample rate."""
     p = Path(path)
+    if not p.is_file():
+        raise AudioFormatError(f"{p}: no such file.")
     try:
-        with wave.open(str(p), "rb") as w:
-            channels, width, rate, count = (
-                w.getnchannels(),
-                w.getsampwidth(),
-                w.getframerate(),
-                w.getnframes(),
-            )
-            raw = w.readframes(count)
-    except FileNotFoundError:
-        raise AudioFormatError(f"{p}: no such file.") from None
-    except (wave.Error, EOFError) as exc:
+        info = soundfile.info(str(p))
+    except (soundfile.LibsndfileError, RuntimeError) as exc:
+        reason = getattr(exc, "error_string", str(exc))
         raise AudioFormatError(
-            f"{p}: not a readable PCM WAV file ({exc}). voxpipe reads uncompressed PCM WAV; "
+            f"{p}: not a readable WAV file ({reason}). voxpipe reads PCM or float WAV; "
             f"convert with e.g. `sox {p.name} -b 16 out.wav`."
         ) from None
-    if width not in (1, 2, 3, 4):
+    if info.subtype not in _PCM_SUBTYPES:
         raise AudioFormatError(
-            f"{p}: unsupported sample width of {width * 8} bits; use 8, 16, 24 or 32-bit PCM "
-            f"(e.g. `sox {p.name} -b 16 out.wav`)."
+            f"{p}: unsupported sample format {info.subtype_info!r}; use 8, 16, 24 or 32-bit "
+            f"PCM or float (e.g. `sox {p.name} -b 16 out.wav`)."
         )
-    if count == 0 or len(raw) < width * channels:
-        raise AudioFormatError(f"{p}: the WAV file holds no audio (0 samples).")
-    return _pcm_to_int16(raw, width).reshape(-1, channels), rate
-
-
-def _pcm_to_int16(raw: bytes, width: int) -> Int16Array:
-    usable = len(raw) - len(raw) % width
-    if width == 3:
-        b = np.frombuffer(raw[:usable], dtype=np.uint8).reshape(-1, 3)
-        return b[:, 2].view(np.int8).astype(np.int16) * 256 + b[:, 1].astype(np.int16)
-    data = np.frombuffer(raw[:usable], dtype=_WIDTH_DTYPES[width])
-    if width == 1:
-        return ((data.astype(np.int16) - 128) * 256).astype(np.int16)
-    if width == 4:
-        return (data >> 16).astype(np.int16)
-    return data.astype(np.int16, copy=True)
+    if info.frames <= 0:
+        raise AudioFormatError(f"{p}: the file holds no audio (0 samples).")
+    if info.subtype in ("FLOAT", "DOUBLE"):
+        data = soundfile.read(str(p), dtype="float64", always_2d=True)[0]
+        return float_to_int16(data, source=str(p)).reshape(-1, info.channels), info.samplerate
+    samples = soundfile.read(str(p), dtype="int16", always_2d=True)[0]
+    return np.asarray(samples, dtype=np.int16), info.samplerate
 
 
 def read_speech(path: str | Path, sample_rate: int) -> Int16Array:
@@ -192,12 +187,6 @@ def read_speech(path: str | Path, sample_rate: int) -> Int16Array:
 
 
 def write_wav(path: str | Path, samples: npt.NDArray[np.int16], sample_rate: int) -> None:
-    """Write int16 audio, mono (n,) or multichannel (n, channels), as a PCM WAV file."""
-    data = np.asarray(samples, dtype=np.int16)
-    channels = 1 if data.ndim == 1 else data.shape[1]
+    """Write int16 audio, mono (n,) or multichannel (n, channels), as a 16-bit PCM WAV file."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(channels)
-        w.setsampwidth(2)
-        w.setframerate(sample_rate)
-        w.writeframes(data.astype("<i2").tobytes())
+    soundfile.write(str(path), np.asarray(samples, dtype=np.int16), sample_rate, subtype="PCM_16")

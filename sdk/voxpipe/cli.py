@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from voxpipe.agent import StateChange, VoiceAgent
@@ -40,10 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.handler(args)
         return result
     except UsageError as exc:
-        errors.print(f"[bold red]voxpipe: error:[/] {exc}", highlight=False)
+        errors.print(f"[bold red]voxpipe: error:[/] {escape(str(exc))}", highlight=False)
         return 2
     except VoxpipeError as exc:
-        errors.print(f"[bold red]voxpipe: failed:[/] {exc}", highlight=False)
+        errors.print(f"[bold red]voxpipe: failed:[/] {escape(str(exc))}", highlight=False)
         return 1
     except KeyboardInterrupt:
         errors.print("voxpipe: interrupted")
@@ -52,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("VOXPIPE_DEBUG"):
             raise
         errors.print(
-            f"[bold red]voxpipe: failed:[/] {type(exc).__name__}: {exc} "
+            f"[bold red]voxpipe: failed:[/] {type(exc).__name__}: {escape(str(exc))} "
             "(set VOXPIPE_DEBUG=1 for the traceback)",
             highlight=False,
         )
@@ -230,10 +231,10 @@ def _plugins(args: argparse.Namespace) -> int:
     for column in ("kind", "name", "distribution", "version", "status"):
         table.add_column(column)
     for b in backends:
-        status = "[green]ok[/]" if b.usable else f"[red]{b.status}[/]"
+        status = "[green]ok[/]" if b.usable else f"[red]{escape(b.status)}[/]"
         table.add_row(b.kind, b.name, b.distribution, b.version, status)
     for f in registry.failures:
-        error = f"[red]failed to load: {f.error}[/]"
+        error = f"[red]failed to load: {escape(f.error)}[/]"
         table.add_row("?", f.plugin, f.distribution, f.version, error)
     console.print(table)
     return 0

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 __all__ = ["plot_timeline", "print_session", "print_turn", "summary_table", "turn_table"]
 
 MISSING = "—"
-_TITLE_TEXT = 40
+_TITLE_TEXT = 30
 _PERCENTILE_KEYS = ("p50", "p90", "p99", "mean")
 
 #: Bar colours of the timeline. Green and red are kept for budget verdicts.
@@ -81,16 +82,19 @@ def turn_table(turn: TurnMetrics) -> Table:
     budgets.add_column("verdict", justify="center")
     budgets.add_column("action")
     for b in turn.budgets:
-        budgets.add_row(b.name, _ms(b.budget_ms), _ms(b.actual_ms), _verdict(b.ok), b.action)
+        budgets.add_row(b.name, _ms(b.budget_ms), _ms(b.actual_ms), _verdict(b.ok), Text(b.action))
     if not turn.budgets:
         budgets.add_row(Text("no budgets set", style="dim"), "", "", "", "")
 
-    outer = Table.grid(padding=(0, 4))
-    outer.title = _turn_title(turn)
+    outer = Table.grid(padding=(0, 0, 1, 0))
+    title = _turn_title(turn)
+    outer.title = Text(title)  # plain text: "[speech 1.2 s]" is not markup
+    outer.min_width = cell_len(title)
     outer.title_justify = "left"
+    outer.title_style = "bold"
     outer.add_column()
-    outer.add_column()
-    outer.add_row(stages, budgets)
+    outer.add_row(stages)
+    outer.add_row(budgets)
     return outer
 
 
@@ -114,28 +118,35 @@ def summary_table(session: SessionMetrics) -> Table:
         if name == "time_to_first_audio":
             latencies.add_section()
         count = stats.get("count")
-        latencies.add_row(name, *(_ms(stats.get(p)) for p in _PERCENTILE_KEYS),
-                          MISSING if count is None else str(count))
+        latencies.add_row(
+            name,
+            *(_ms(stats.get(p)) for p in _PERCENTILE_KEYS),
+            MISSING if count is None else str(count),
+        )
 
     failures = Table(title="Budget failures", box=box.SIMPLE_HEAD, title_justify="left")
     failures.add_column("budget")
     failures.add_column("budget ms", justify="right")
     failures.add_column("failed turns", justify="right")
     for name, count in session.budget_failures().items():
-        failures.add_row(name, _ms(session.budgets_ms.get(name)),
-                         Text(f"{count}/{n}", style="bold red" if count else "green"))
+        failures.add_row(
+            name,
+            _ms(session.budgets_ms.get(name)),
+            Text(f"{count}/{n}", style="bold red" if count else "green"),
+        )
     if not failures.row_count:
         failures.add_row(Text("no budgets checked", style="dim"), "", "")
 
-    outer = Table.grid(padding=(0, 4))
+    outer = Table.grid(padding=(0, 0, 1, 0))
+    outer.title_style = "bold"
     outer.title = f"Session summary: {n} turn{'' if n == 1 else 's'}"
     outer.title_justify = "left"
     if session.backends:
         outer.caption = "  ".join(f"{k}={v}" for k, v in session.backends.items())
         outer.caption_justify = "left"
     outer.add_column()
-    outer.add_column()
-    outer.add_row(latencies, failures)
+    outer.add_row(latencies)
+    outer.add_row(failures)
     return outer
 
 
@@ -169,8 +180,11 @@ def _origin(turn: TurnMetrics) -> float | None:
 
 def _segments(turn: TurnMetrics) -> list[tuple[str, float, float]]:
     """(colour key, start stamp, end stamp) for every segment whose stamps exist."""
-    spans = [("user speech", ("speech_start", "speech_end")), *STAGES.items(),
-             ("agent speaking", ("playout_start", "turn_end"))]
+    spans = [
+        ("user speech", ("speech_start", "speech_end")),
+        *STAGES.items(),
+        ("agent speaking", ("playout_start", "turn_end")),
+    ]
     out = []
     for key, (a, b) in spans:
         start, end = turn.stamps.get(a), turn.stamps.get(b)
@@ -200,55 +214,114 @@ def _draw_turn(ax: Axes, turn: TurnMetrics, in_per_ms: float) -> None:
     ax.set_title(_turn_title(turn), loc="left", fontsize=9)
     origin = _origin(turn)
     if origin is None:
-        ax.text(0.5, 0.5, "no timestamps recorded", transform=ax.transAxes, ha="center",
-                va="center", color="#7f7f7f")
+        ax.text(
+            0.5,
+            0.5,
+            "no timestamps recorded",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            color="#7f7f7f",
+        )
         return
 
     above = 0
     for key, start, end in _segments(turn):
         x, width = start - origin, end - start
-        ax.barh(_BAR_Y, width, left=x, height=_BAR_H, color=SEGMENT_COLOURS[key],
-                edgecolor="white", linewidth=0.5)
+        ax.barh(
+            _BAR_Y,
+            width,
+            left=x,
+            height=_BAR_H,
+            color=SEGMENT_COLOURS[key],
+            edgecolor="white",
+            linewidth=0.5,
+        )
         label = f"{width:.0f}" if key in STAGES else f"{key} {width:.0f} ms"
         centre = x + width / 2
         if width * in_per_ms > len(label) * _CHAR_IN + 0.1:
             dark = key in STAGES and key != "playout"
-            ax.text(centre, _BAR_Y, label, ha="center", va="center", fontsize=7,
-                    color="white" if dark else "black")
+            ax.text(
+                centre,
+                _BAR_Y,
+                label,
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if dark else "black",
+            )
         else:
             level = _BAR_Y + _BAR_H / 2 + 0.06 + 0.09 * (above % 2)
             above += 1
-            ax.annotate(label, (centre, _BAR_Y + _BAR_H / 2), (centre, level), ha="center",
-                        va="bottom", fontsize=7, arrowprops={"arrowstyle": "-", "lw": 0.5})
+            ax.annotate(
+                label,
+                (centre, _BAR_Y + _BAR_H / 2),
+                (centre, level),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+                arrowprops={"arrowstyle": "-", "lw": 0.5},
+            )
 
     markers = []
     for b in turn.budgets:
-        start = turn.stamps.get(DEADLINES[b.name][0]) if b.name in DEADLINES else None
-        if start is not None:
-            markers.append((start + b.budget_ms - origin, b.name, b.budget_ms, b.ok))
+        begin = turn.stamps.get(DEADLINES[b.name][0]) if b.name in DEADLINES else None
+        if begin is not None:
+            markers.append((begin + b.budget_ms - origin, b.name, b.budget_ms, b.ok))
     levels = max(len(markers), 1)
     for i, (x, name, budget_ms, ok) in enumerate(sorted(markers)):
         colour = _VERDICT_COLOURS[ok]
-        ax.axvline(x, ymin=0.02, ymax=_BAR_Y + _BAR_H / 2, color=colour, lw=1.2,
-                   ls="-" if ok is not None else ":")
-        y = _BAR_Y - _BAR_H / 2 - 0.07 - i * (_BAR_Y - _BAR_H / 2 - 0.1) / levels
+        ax.axvline(
+            x,
+            ymin=0.02,
+            ymax=_BAR_Y + _BAR_H / 2,
+            color=colour,
+            lw=1.2,
+            ls="-" if ok is not None else ":",
+        )
+        y = _BAR_Y - _BAR_H / 2 - 0.07 - i * (_BAR_Y - _BAR_H / 2 - 0.17) / levels
         verdict = {True: "ok", False: "over", None: "n/a"}[ok]
-        ax.text(x, y, f" {name} ≤{budget_ms:.0f} ({verdict})", fontsize=7, color=colour,
-                va="center", ha="left",
-                bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8})
+        ax.text(
+            x,
+            y,
+            f" {name} ≤{budget_ms:.0f} ({verdict})",
+            fontsize=7,
+            color=colour,
+            va="center",
+            ha="left",
+            bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
+        )
 
     playout = turn.stamps.get("playout_start")
     if playout is not None:
         x = playout - origin
-        ax.axvline(x, color="black", lw=1.8)
+        # Stops at the top of the bar so it never crosses the stage labels above it.
+        ax.axvline(x, ymin=0.0, ymax=_BAR_Y + _BAR_H / 2, color="black", lw=1.8)
         ttfa = turn.latency("time_to_first_audio")
         text = " first audio" + ("" if ttfa is None else f": {ttfa:.0f} ms")
-        ax.text(x, 0.97, text, fontsize=8, fontweight="bold", va="top", ha="left")
+        ax.text(
+            x,
+            0.03,
+            text,
+            fontsize=8,
+            fontweight="bold",
+            va="bottom",
+            ha="left",
+            bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
+        )
     if "speech_end" in turn.stamps:
         ax.axvline(0, color="#404040", lw=0.8, ls="--")
     else:
-        ax.text(0.99, 0.97, "no speech_end: x relative to first stamp", transform=ax.transAxes,
-                ha="right", va="top", fontsize=7, color="#d62728")
+        ax.text(
+            0.99,
+            0.97,
+            "no speech_end: x relative to first stamp",
+            transform=ax.transAxes,
+            ha="right",
+            va="top",
+            fontsize=7,
+            color="#d62728",
+        )
 
 
 def plot_timeline(session: SessionMetrics, path: str | Path) -> Path:
@@ -284,11 +357,15 @@ def plot_timeline(session: SessionMetrics, path: str | Path) -> Path:
     axes[-1].set_xlabel("ms relative to the end of user speech (0 = speech_end)")
 
     handles: list[Patch | Line2D] = [
-        Patch(color=colour, label=key) for key, colour in SEGMENT_COLOURS.items()]
-    handles += [Line2D([], [], color=_VERDICT_COLOURS[True], label="budget ok"),
-                Line2D([], [], color=_VERDICT_COLOURS[False], label="budget over"),
-                Line2D([], [], color="black", lw=1.8, label="first audio")]
-    fig.legend(handles=handles, loc="outside upper center", ncol=len(handles), fontsize=8,
-               frameon=False)
+        Patch(color=colour, label=key) for key, colour in SEGMENT_COLOURS.items()
+    ]
+    handles += [
+        Line2D([], [], color=_VERDICT_COLOURS[True], label="budget ok"),
+        Line2D([], [], color=_VERDICT_COLOURS[False], label="budget over"),
+        Line2D([], [], color="black", lw=1.8, label="first audio"),
+    ]
+    fig.legend(
+        handles=handles, loc="outside upper center", ncol=len(handles), fontsize=8, frameon=False
+    )
     fig.savefig(out, dpi=100)
     return out

@@ -1,0 +1,220 @@
+"""The `voxpipe` command end to end, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voxpipe.audio import read_wav, resample, write_wav
+from voxpipe.sim.voice import speech_like
+
+CONTRACT_TIMESTAMPS = {
+    "speech_start",
+    "speech_end",
+    "asr_first_partial",
+    "asr_final",
+    "llm_request",
+    "llm_first_token",
+    "llm_done",
+    "tts_request",
+    "tts_first_audio",
+    "playout_start",
+    "turn_end",
+}
+CONTRACT_LATENCIES = {"asr_finalization", "llm_ttft", "tts_ttfb", "time_to_first_audio", "total"}
+
+
+def voxpipe(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "voxpipe.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={"COLUMNS": "160", "PATH": "/usr/bin:/bin"},
+    )
+
+
+def test_demo_runs_end_to_end_and_writes_every_output(tmp_path: Path) -> None:
+    out = {name: tmp_path / name for name in ("m.json", "t.png", "call.wav")}
+    result = voxpipe(
+        "demo",
+        "--virtual-time",
+        "--json",
+        out["m.json"],
+        "--plot",
+        out["t.png"],
+        "--record",
+        out["call.wav"],
+    )
+    assert result.returncode == 0, result.stderr
+    for n in (1, 2, 3):
+        assert f"Turn {n}:" in result.stdout
+    assert "time_to_first_audio" in result.stdout and "Session summary" in result.stdout
+
+    data = json.loads(out["m.json"].read_text())
+    assert data["session"]["backends"] == {"asr": "sim", "llm": "sim", "tts": "sim"}
+    assert set(data["session"]["summary"]["time_to_first_audio_ms"]) >= {"p50", "p90", "p99"}
+    assert [t["user_text"] for t in data["turns"]] == [
+        "Hello, how are you today?",
+        "What's the weather like?",
+        "Can you tell me the time?",
+    ]
+    for turn in data["turns"]:
+        assert set(turn) >= {
+            "index",
+            "user_text",
+            "agent_text",
+            "interrupted",
+            "timestamps_ms",
+            "latency_ms",
+            "budgets",
+        }
+        assert set(turn["timestamps_ms"]) == CONTRACT_TIMESTAMPS
+        assert all(v is not None for v in turn["timestamps_ms"].values())
+        assert set(turn["latency_ms"]) >= CONTRACT_LATENCIES
+        names = {b["name"] for b in turn["budgets"]}
+        assert names == {
+            "asr_processing",
+            "llm_first_token",
+            "llm_token_generation",
+            "tts_first_chunk",
+            "time_to_first_audio",
+        }
+        for budget in turn["budgets"]:
+            assert set(budget) >= {"name", "budget_ms", "actual_ms", "ok", "action"}
+    assert out["t.png"].read_bytes()[:4] == b"\x89PNG"
+    stereo, _ = read_wav(out["call.wav"])
+    assert stereo.shape[1] == 2 and np.any(stereo[:, 0]) and np.any(stereo[:, 1])
+
+
+@pytest.fixture
+def speech_wav_44k_stereo(tmp_path: Path) -> Path:
+    """One second of speech-like sound between silences, 44.1 kHz stereo."""
+    voice = speech_like(1000, 16_000, seed=3)
+    mono16k = np.concatenate([np.zeros(4000, np.int16), voice, np.zeros(16000, np.int16)])
+    mono = resample(mono16k, 16_000, 44_100)
+    path = tmp_path / "speech.wav"
+    write_wav(path, np.stack([mono, mono], axis=1), 44_100)
+    return path
+
+
+FAST = """
+[asr]
+backend = "sim"
+endpoint_ms = 100
+finalization_ms = 50
+[llm]
+backend = "sim"
+first_token_ms = 50
+tokens_per_second = 200
+responses = { default = "Got it. Thanks." }
+[tts]
+backend = "sim"
+first_chunk_ms = 30
+speed = 10
+words_per_minute = 600
+[budgets]
+time_to_first_audio = 2000
+"""
+
+
+def test_run_streams_a_wav_in_real_time_and_writes_outputs(
+    tmp_path: Path, speech_wav_44k_stereo: Path
+) -> None:
+    config = tmp_path / "fast.toml"
+    config.write_text(FAST)
+    out = {name: tmp_path / name for name in ("agent.wav", "call.wav", "m.json", "t.png")}
+    result = voxpipe(
+        "run",
+        "--config",
+        config,
+        "--input",
+        speech_wav_44k_stereo,
+        "--output",
+        out["agent.wav"],
+        "--record",
+        out["call.wav"],
+        "--json",
+        out["m.json"],
+        "--plot",
+        out["t.png"],
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(out["m.json"].read_text())
+    (turn,) = data["turns"]
+    assert turn["user_text"] == "[speech 1.0 s]"
+    assert turn["agent_text"] == "Got it. Thanks."
+    # Real time: the measured TTFA is at least the sim latencies, and not far above them.
+    assert 100 + 50 + 50 + 30 <= turn["latency_ms"]["time_to_first_audio"] < 600
+    agent_audio, rate = read_wav(out["agent.wav"])
+    assert rate == 16_000 and agent_audio.shape[1] == 1
+    first_sound_ms = np.flatnonzero(agent_audio[:, 0])[0] * 1000 / rate
+    assert first_sound_ms == pytest.approx(turn["timestamps_ms"]["playout_start"], abs=20)
+    assert read_wav(out["call.wav"])[0].shape[1] == 2
+    assert out["t.png"].exists()
+
+
+@pytest.mark.parametrize(
+    ("config_text", "expected"),
+    [
+        ('[agent]\nsample_rate = "fast"\n', "[agent] sample_rate"),
+        ('[tts]\nbackend = "sim"\nvoice = "alloy"\n', "[tts] voice: unknown option"),
+        ('[llm]\nbackend = "openai"\n', "pip install voxpipe-openai"),
+        ("[llm\nbackend = 1", "not valid TOML"),
+    ],
+)
+def test_bad_config_is_a_one_paragraph_error_with_exit_code_2(
+    tmp_path: Path, speech_wav_44k_stereo: Path, config_text: str, expected: str
+) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(config_text)
+    result = voxpipe("run", "--config", config, "--input", speech_wav_44k_stereo)
+    assert result.returncode == 2
+    assert expected in " ".join(result.stderr.split())
+    assert str(config) in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n\n") == 0
+
+
+def test_bad_wav_is_a_one_paragraph_error_with_exit_code_2(tmp_path: Path) -> None:
+    config = tmp_path / "ok.toml"
+    config.write_text("")
+    not_wav = tmp_path / "notes.wav"
+    not_wav.write_text("these are not samples")
+    result = voxpipe("run", "--config", config, "--input", not_wav)
+    assert result.returncode == 2
+    assert "not a readable WAV file" in " ".join(result.stderr.split())
+    assert "Traceback" not in result.stderr
+
+
+def test_usage_error_exits_2() -> None:
+    assert voxpipe("run", "--config").returncode == 2
+    assert voxpipe("fly").returncode == 2
+
+
+def test_plugins_lists_the_sim_backends_with_their_distribution() -> None:
+    result = voxpipe("plugins", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["backends"]
+    sims = [r for r in rows if r["name"] == "sim"]
+    assert sorted(r["kind"] for r in sims) == ["asr", "llm", "tts"]
+    assert all(r["distribution"] == "voxpipe" and r["status"] == "ok" for r in sims)
+    table = voxpipe("plugins")
+    assert table.returncode == 0 and "voxpipe" in table.stdout and "sim" in table.stdout
+
+
+def test_report_reads_a_saved_metrics_file(tmp_path: Path) -> None:
+    metrics = tmp_path / "m.json"
+    assert voxpipe("demo", "--virtual-time", "--json", metrics).returncode == 0
+    result = voxpipe("report", metrics, "--plot", tmp_path / "again.png")
+    assert result.returncode == 0, result.stderr
+    assert "Turn 3:" in result.stdout and (tmp_path / "again.png").exists()
+    garbage = tmp_path / "garbage.json"
+    garbage.write_text("[1, 2")
+    bad = voxpipe("report", garbage)
+    assert bad.returncode == 2 and "not a voxpipe metrics file" in bad.stderr
