@@ -19,12 +19,13 @@ Int16Array = npt.NDArray[np.int16]
 SILENCE_DB = -120.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class AudioFrame:
     """A run of int16 mono PCM samples starting at ``start_ms`` on the session clock.
 
     ``script`` carries the words spoken in this frame when they are known (simulated speech),
     so a simulated ASR can "recognise" them; real audio leaves it ``None``.
+    Frames compare by identity (their samples are arrays).
     """
 
     samples: Int16Array

@@ -15,14 +15,16 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from voxpipe.budgets import LatencyBudgets
-from voxpipe.errors import ConfigError
+from voxpipe.errors import ConfigError, PluginError
 from voxpipe.hookspecs import BackendContext, BackendSpec
 from voxpipe.protocols import BACKEND_KINDS
 from voxpipe.registry import Registry, default_registry
 from voxpipe.text import PhrasePolicy
 from voxpipe.vad import DEFAULT_THRESHOLD_DB
 
-_SECRET_KEY = re.compile(r"(^|_)(api_?key|key|token|secret|password)$", re.IGNORECASE)
+_SECRET_KEY = re.compile(
+    r"^(.*_)?(api_?key|secret|password)$|^(auth_|access_|bearer_)?token$", re.IGNORECASE
+)
 
 
 class BackendChoice(BaseModel):
@@ -117,6 +119,8 @@ def parse_config(
             spec = registry.get(kind, choice.backend)
         except ConfigError as exc:
             raise type(exc)(f"{source}: [{kind}] backend: {exc}") from None
+        except PluginError as exc:
+            raise ConfigError(f"{source}: [{kind}] backend: {exc}") from None
         for key in choice.options:
             if _SECRET_KEY.search(key):
                 where = " or ".join(spec.env_vars) or "the provider's key variable"
@@ -144,7 +148,10 @@ def _describe(
         loc = [*prefix, *(str(p) for p in err["loc"])]
         section = f"[{'.'.join(loc[:-1])}] " if len(loc) > 1 else ""
         key = loc[-1] if loc else "(top level)"
-        if err["type"] == "extra_forbidden":
+        if err["type"] == "extra_forbidden" and len(loc) == 1:
+            valid = ", ".join(AgentConfig.model_fields)
+            problem = f"unknown section (valid: {valid})"
+        elif err["type"] == "extra_forbidden":
             problem = "unknown option"
             if backend is not None:
                 valid = ", ".join(["backend", *backend.options.model_fields])

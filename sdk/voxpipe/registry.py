@@ -65,9 +65,7 @@ class Registry:
         self._pm.add_hookspecs(hookspecs)
         self._origin: dict[str, tuple[str, str]] = {}
         self.failures: list[PluginFailure] = []
-        if os.environ.get("VOXPIPE_TRACE_PLUGINS"):
-            self._pm.trace.root.setwriter(lambda msg: print(msg, end="", file=sys.stderr))
-            self._pm.enable_tracing()
+        self._tracing = bool(os.environ.get("VOXPIPE_TRACE_PLUGINS"))
         if entry_points:
             self._load_entry_points()
 
@@ -80,9 +78,12 @@ class Registry:
         version: str = "",
     ) -> str:
         """Register a plugin object or module (apps and tests); returns its plugin name."""
-        registered = self._pm.register(plugin, name=name)
+        try:
+            registered = self._pm.register(plugin, name=name)
+        except ValueError as exc:  # pluggy: same name or same object registered already
+            raise PluginError(f"cannot register plugin {name or plugin!r}: {exc}") from None
         if registered is None:
-            raise PluginError(f"plugin {name or plugin!r} is already registered or blocked")
+            raise PluginError(f"plugin {name or plugin!r} is blocked")
         self._origin[registered] = (distribution, version)
         return registered
 
@@ -97,7 +98,12 @@ class Registry:
             dist, version = self._origin.get(impl.plugin_name, ("?", ""))
             try:
                 specs: list[BackendSpec] = list(impl.function())  # type: ignore[call-overload]
+                self._trace(
+                    f"{impl.plugin_name} ({dist} {version}) voxpipe_backends() -> "
+                    + (", ".join(f"{s.kind}/{s.name}" for s in specs) or "nothing")
+                )
             except Exception as exc:  # a broken plugin must not break discovery
+                self._trace(f"{impl.plugin_name} voxpipe_backends() raised {exc!r}")
                 self.failures.append(
                     PluginFailure(
                         impl.plugin_name, dist, version, f"voxpipe_backends() raised {exc!r}"
@@ -117,14 +123,19 @@ class Registry:
     def get(self, kind: str, name: str) -> BackendSpec:
         """The backend ``name`` of ``kind``; ``BackendNotFound`` says what is installed."""
         candidates = self.backends(kind)
-        for info in candidates:
-            if info.name == name:
-                if info.spec is None or not info.usable:
-                    raise PluginError(
-                        f"{kind} backend {name!r} from {info.distribution} "
-                        f"cannot be used: {info.status}"
-                    )
-                return info.spec
+        matches = [info for info in candidates if info.name == name]
+        if len(matches) > 1:
+            sources = " and ".join(f"{m.distribution} (plugin {m.plugin!r})" for m in matches)
+            raise PluginError(
+                f"{kind} backend {name!r} is provided by both {sources}; uninstall one of them"
+            )
+        for info in matches:
+            if info.spec is None or not info.usable:
+                raise PluginError(
+                    f"{kind} backend {name!r} from {info.distribution} "
+                    f"cannot be used: {info.status}"
+                )
+            return info.spec
         raise BackendNotFound(_not_found_message(kind, name, candidates, self.failures))
 
     def _load_entry_points(self) -> None:
@@ -133,10 +144,20 @@ class Registry:
         for ep in metadata.entry_points(group=hookspecs.PROJECT):
             if only is not None and ep.name not in only:
                 continue
-            if self._pm.get_plugin(ep.name) is not None:
-                continue
             dist = ep.dist.metadata["Name"] if ep.dist is not None else "?"
             version = ep.dist.version if ep.dist is not None else ""
+            if self._pm.get_plugin(ep.name) is not None:
+                other = self._origin.get(ep.name, ("?", ""))[0]
+                self.failures.append(
+                    PluginFailure(
+                        ep.name,
+                        dist,
+                        version,
+                        f"entry point name {ep.name!r} is already used by {other}; "
+                        "one of the two distributions must rename its entry point",
+                    )
+                )
+                continue
             try:
                 module = ep.load()
             except Exception as exc:  # a broken plugin must not break discovery
@@ -144,7 +165,12 @@ class Registry:
                     PluginFailure(ep.name, dist, version, f"import of {ep.value!r} failed: {exc!r}")
                 )
                 continue
+            self._trace(f"loaded entry point {ep.name} = {ep.value} from {dist} {version}")
             self.register(module, name=ep.name, distribution=dist, version=version)
+
+    def _trace(self, message: str) -> None:
+        if self._tracing:
+            print(f"voxpipe plugins: {message}", file=sys.stderr)
 
 
 def _status(spec: BackendSpec) -> str:

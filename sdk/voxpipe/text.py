@@ -52,7 +52,7 @@ class PhraseChunker:
         phrases = []
         while (cut := self._find_cut()) is not None:
             phrase, self._buffer = self._buffer[:cut].strip(), self._buffer[cut:].lstrip()
-            if phrase:
+            if any(c.isalnum() for c in phrase):  # a lone "!" or ".." is not worth a request
                 phrases.append(phrase)
                 self._phrases_out += 1
         return phrases
@@ -60,7 +60,7 @@ class PhraseChunker:
     def flush(self) -> list[str]:
         """The text left over at the end of the reply, as a last phrase."""
         rest, self._buffer = self._buffer.strip(), ""
-        if rest:
+        if any(c.isalnum() for c in rest):
             self._phrases_out += 1
             return [rest]
         return []
@@ -96,7 +96,10 @@ class PhraseChunker:
             return False  # "3.14", "e.g.", "1,000": not a break
         if text[i] == ".":
             words = text[:i].split()
-            if words and words[-1].lower() in _ABBREVIATIONS:
-                return False
+            word = words[-1].lower() if words else ""
+            if word in _ABBREVIATIONS:
+                return False  # "Dr.", "e.g."
+            if not after and len(word) == 1:
+                return False  # "e." may become "e.g.": wait for more
         # At the end of what has arrived, "72." may yet become "72.5": digits wait for more.
         return bool(after) or not text[i - 1 : i].isdigit()
