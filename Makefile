@@ -20,7 +20,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q tests $(wildcard plugins/*/tests)
 
 setup: $(STAMP)
 
