@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
+PY_DIRS := $(wildcard sdk tests examples plugins benchmarks)
 
 .PHONY: demo test lint typecheck unit setup clean
 
@@ -13,8 +14,8 @@ demo: $(STAMP)
 test: $(STAMP) lint typecheck unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check sdk tests examples plugins benchmarks
-	$(BIN)/ruff format --check sdk tests examples plugins benchmarks
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
