@@ -14,6 +14,7 @@ from voxpipe import (
     LatencyBudgets,
     Message,
     PhrasePolicy,
+    ProviderError,
     SimSpeechSource,
     VoiceAgent,
     read_wav,
@@ -206,3 +207,63 @@ async def test_recording_lines_up_with_the_metrics(tmp_path) -> None:  # type: i
     assert last_user_ms == pytest.approx(turn.stamps["speech_end"], abs=FRAME_MS)
     gap_heard = first_agent_ms - last_user_ms
     assert gap_heard == pytest.approx(turn.latency("time_to_first_audio"), abs=FRAME_MS)
+
+
+class ClosingSink:
+    def __init__(self) -> None:
+        self.frames = 0
+        self.closed = False
+
+    async def write(self, frame: AudioFrame) -> None:
+        self.frames += 1
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.looptime
+async def test_cancelling_a_session_mid_answer_leaves_nothing_running() -> None:
+    import asyncio
+
+    agent = make_agent()
+    sink = ClosingSink()
+    run = asyncio.create_task(
+        agent.run(SimSpeechSource(["What's the weather like?"], agent=agent), sink)
+    )
+    await asyncio.sleep(3.0)  # speech ends at 2.0 s; the answer starts playing at ~2.8 s
+    assert agent.state is AgentState.SPEAKING and sink.frames > 0
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+    assert sink.closed
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+class FailingLLM:
+    """Streams two words, then the provider drops the connection."""
+
+    closed = False
+
+    async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
+        try:
+            yield "Well"
+            yield ","
+            raise ProviderError("connection reset by peer", provider="flaky", retryable=True)
+        finally:
+            FailingLLM.closed = True
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.mark.looptime
+async def test_a_provider_error_ends_the_session_with_that_error() -> None:
+    import asyncio
+
+    agent = make_agent(llm=FailingLLM())
+    sink = ClosingSink()
+    with pytest.raises(ProviderError, match="connection reset") as info:
+        await agent.run(SimSpeechSource(["What's the weather like?"], agent=agent), sink)
+    assert info.value.provider == "flaky"
+    assert FailingLLM.closed and sink.closed
+    assert asyncio.all_tasks() == {asyncio.current_task()}
