@@ -35,6 +35,10 @@ log = logging.getLogger("voxpipe")
 
 EVENTS = ("state", "transcript", "turn", "budget")
 
+#: How far synthesis may run ahead of playout, in frames (50 x 20 ms = 1 s): enough to ride
+#: out a slow chunk, small enough that a long answer does not pile up in memory.
+PLAYOUT_BUFFER_FRAMES = 50
+
 
 class AgentState(StrEnum):
     LISTENING = "listening"
@@ -272,7 +276,7 @@ class _Session:
         messages = [Message("system", agent.system_prompt)] if agent.system_prompt else []
         messages += [*agent.history, Message("user", turn.metrics.user_text)]
         phrases: asyncio.Queue[str | None] = asyncio.Queue()
-        audio: asyncio.Queue[AudioFrame | None] = asyncio.Queue()
+        audio: asyncio.Queue[AudioFrame | None] = asyncio.Queue(PLAYOUT_BUFFER_FRAMES)
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._think(turn, messages, phrases))
@@ -328,17 +332,16 @@ class _Session:
         gaps_ms, gaps = 0.0, 0
         while (phrase := await phrases.get()) is not None:
             turn.stamp("tts_request", clock.now_ms())
-            previous: float | None = None
+            asked: float | None = None  # when we last asked the TTS for a frame
             async with aclosing(self.agent.tts.synthesize(phrase)) as frames:  # type: ignore[type-var]
                 async for frame in frames:
-                    now = clock.now_ms()
-                    if previous is None:
-                        turn.stamp("tts_first_audio", now)
+                    if asked is None:
+                        turn.stamp("tts_first_audio", clock.now_ms())
                     else:
-                        gaps_ms, gaps = gaps_ms + now - previous, gaps + 1
-                    previous = now
-                    audio.put_nowait(frame)
-        audio.put_nowait(None)
+                        gaps_ms, gaps = gaps_ms + clock.now_ms() - asked, gaps + 1
+                    await audio.put(frame)  # waits while the playout buffer is full
+                    asked = clock.now_ms()
+        await audio.put(None)
         if gaps:
             turn.watch.rate("tts_chunk_generation", gaps_ms / gaps)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +32,7 @@ class AudioFrame:
     sample_rate: int
     start_ms: float = 0.0
     script: str | None = None
-    _energy_db: list[float] = field(default_factory=list, repr=False, compare=False)
+    _energy_db: float | None = field(default=None, repr=False)
 
     @property
     def duration_ms(self) -> float:
@@ -45,16 +45,17 @@ class AudioFrame:
     @property
     def energy_db(self) -> float:
         """RMS level in dBFS (0 = full scale), computed once per frame."""
-        if not self._energy_db:
+        if self._energy_db is None:
             x = self.samples.astype(np.float32)
-            mean_square = float(np.dot(x, x)) / max(len(x), 1)
-            rms = math.sqrt(mean_square) / 32768.0
-            self._energy_db.append(20.0 * math.log10(rms) if rms > 1e-6 else SILENCE_DB)
-        return self._energy_db[0]
+            rms = math.sqrt(float(np.dot(x, x)) / max(len(x), 1)) / 32768.0
+            energy = 20.0 * math.log10(rms) if rms > 1e-6 else SILENCE_DB
+            object.__setattr__(self, "_energy_db", energy)  # a cache, not a change
+            return energy
+        return self._energy_db
 
     def at(self, start_ms: float) -> AudioFrame:
         """The same samples placed at ``start_ms``."""
-        return replace(self, start_ms=start_ms, _energy_db=self._energy_db)
+        return AudioFrame(self.samples, self.sample_rate, start_ms, self.script, self._energy_db)
 
     def resampled(self, sample_rate: int) -> AudioFrame:
         """The same audio at another sample rate."""

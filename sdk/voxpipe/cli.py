@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from voxpipe import bench as bench_module
 from voxpipe.agent import StateChange, VoiceAgent
 from voxpipe.budgets import DEMO_BUDGETS
 from voxpipe.config import AgentConfig, load_config, parse_config
@@ -27,6 +28,7 @@ from voxpipe.metrics import SessionMetrics, TurnMetrics
 from voxpipe.protocols import AudioSink, AudioSource
 from voxpipe.registry import default_registry
 from voxpipe.report import plot_timeline, print_session, print_turn, summary_table
+from voxpipe.runtime import freeze_gc, loop_factory
 
 DEMO_LINES = ("Hello, how are you today?", "What's the weather like?", "Can you tell me the time?")
 
@@ -79,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     plugins = commands.add_parser("plugins", help="list every backend found")
     plugins.add_argument("--json", action="store_true", help="print JSON")
     plugins.set_defaults(handler=_plugins)
+
+    bench = commands.add_parser(
+        "bench", help="measure the orchestrator's own overhead with N concurrent sessions"
+    )
+    bench_module.add_arguments(bench)
+    bench.set_defaults(handler=bench_module.run_and_report)
 
     report = commands.add_parser("report", help="tables and a plot from a saved metrics file")
     report.add_argument("metrics", type=Path, help="a metrics JSON written with --json")
@@ -185,11 +193,9 @@ def _converse(
 def _run_loop(
     main: Callable[[], Coroutine[Any, Any, SessionMetrics]], *, virtual_time: bool
 ) -> SessionMetrics:
-    if not virtual_time:
-        return asyncio.run(main())
-    import looptime
-
-    with asyncio.Runner(loop_factory=looptime.new_event_loop) as runner:
+    freeze_gc()
+    factory = loop_factory("virtual" if virtual_time else None)
+    with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(main())
 
 

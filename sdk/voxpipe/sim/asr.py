@@ -60,9 +60,13 @@ class SimASR:
         last_final_at = loop.time()
         last_frame: AudioFrame | None = None
         last_partial = ""
+        # Loop time of session time 0. Frames arrive once captured, at their end time or a
+        # little later; the earliest arrival gives the truest mapping.
+        origin = math.inf
         try:
             async for frame in audio:
                 last_frame = frame
+                origin = min(origin, loop.time() - frame.end_ms / 1000.0)
                 voiced = vad.is_voiced(frame)
                 if voiced and not vad.in_speech:
                     scripts, next_partial_ms, last_partial = [], opts.first_partial_ms, ""
@@ -78,9 +82,9 @@ class SimASR:
                             last_partial = text
                             out.put_nowait(Transcript(text, False, opts.confidence))
                 if utterance is not None:
-                    last_final_at = self._finalize(utterance, scripts, frame, out, loop)
+                    last_final_at = self._finalize(utterance, scripts, origin, out, loop)
             if last_frame is not None and (utterance := vad.end(last_frame.end_ms)) is not None:
-                last_final_at = self._finalize(utterance, scripts, last_frame, out, loop)
+                last_final_at = self._finalize(utterance, scripts, origin, out, loop)
             await asyncio.sleep(max(last_final_at - loop.time(), 0))
             out.put_nowait(_END)
         except Exception as exc:  # surfaced by transcribe()
@@ -90,14 +94,12 @@ class SimASR:
         self,
         utterance: Utterance,
         scripts: list[str],
-        frame: AudioFrame,
+        origin: float,
         out: asyncio.Queue[object],
         loop: asyncio.AbstractEventLoop,
     ) -> float:
         """Schedule the final ``finalization_ms`` after the endpoint; returns its loop time."""
-        # Frames arrive when fully captured, at their end time: map session ms to loop time.
-        detected_at = loop.time() - (frame.end_ms - utterance.detected_ms) / 1000.0
-        at = detected_at + self.options.finalization_ms / 1000.0
+        at = origin + (utterance.detected_ms + self.options.finalization_ms) / 1000.0
         loop.call_at(at, out.put_nowait, self._final(utterance, list(scripts)))
         return at
 

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from voxpipe.audio import AudioFrame, split_frames
+from voxpipe.audio import AudioFrame
 from voxpipe.hookspecs import BackendContext
 from voxpipe.sim.voice import WORDS_PER_MINUTE, speech_duration_ms, speech_like
 
@@ -36,14 +36,20 @@ class SimTTS:
         opts, ctx = self.options, self.context
         loop = asyncio.get_running_loop()
         start = loop.time()
-        duration = speech_duration_ms(text, opts.words_per_minute)
-        samples = speech_like(
-            duration, ctx.sample_rate, pitch_hz=opts.pitch_hz, seed=zlib.crc32(text.encode())
+        n = ctx.sample_rate * ctx.frame_ms // 1000
+        frames = -(
+            -round(speech_duration_ms(text, opts.words_per_minute) * ctx.sample_rate / 1000) // n
         )
-        for i, frame in enumerate(split_frames(samples, ctx.sample_rate, ctx.frame_ms)):
+        samples = speech_like(
+            frames * ctx.frame_ms,
+            ctx.sample_rate,
+            pitch_hz=opts.pitch_hz,
+            seed=zlib.crc32(text.encode()),
+        )
+        for i in range(frames):
             ready = start + (opts.first_chunk_ms + i * ctx.frame_ms / opts.speed) / 1000.0
             await asyncio.sleep(max(ready - loop.time(), 0))
-            yield frame
+            yield AudioFrame(samples[i * n : (i + 1) * n], ctx.sample_rate)
 
     async def aclose(self) -> None:
         return None

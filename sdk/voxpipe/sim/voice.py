@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from voxpipe.audio import Int16Array
@@ -15,6 +17,10 @@ def speech_duration_ms(text: str, words_per_minute: float = WORDS_PER_MINUTE) ->
     return max(len(text.split()), 1) * 60_000.0 / words_per_minute
 
 
+_VOICE_SECONDS = 12.0
+_FADE_MS = 10.0
+
+
 def speech_like(
     duration_ms: float,
     sample_rate: int,
@@ -24,15 +30,35 @@ def speech_like(
     seed: int = 0,
 ) -> Int16Array:
     """``duration_ms`` of audible, speech-shaped sound: harmonics of a wavering pitch, shaped
-    by a ~4 Hz syllable envelope that never drops below a third of ``level``."""
+    by a ~4 Hz syllable envelope that never drops below a third of ``level``.
+
+    Cut from one cached stretch of voice per (rate, pitch, level) at an offset chosen by
+    ``seed``, so simulating speech costs a copy, not a synthesis."""
     n = round(sample_rate * duration_ms / 1000.0)
+    voice = _voice(sample_rate, pitch_hz, level)
+    if n > len(voice):
+        voice = np.tile(voice, -(-n // len(voice)))
+    start = (seed * 7919) % (len(voice) - n + 1)
+    out = voice[start : start + n].copy()
+    fade = min(round(sample_rate * _FADE_MS / 1000.0), n // 2)
+    if fade:
+        ramp = np.linspace(0.4, 1.0, fade)
+        out[:fade] = out[:fade] * ramp
+        out[n - fade :] = out[n - fade :] * ramp[::-1]
+    return out
+
+
+@functools.lru_cache(maxsize=16)
+def _voice(sample_rate: int, pitch_hz: float, level: float) -> Int16Array:
+    n = round(sample_rate * _VOICE_SECONDS)
     t = np.arange(n) / sample_rate
-    rng = np.random.default_rng(seed)
-    f0 = pitch_hz * (1.0 + 0.08 * np.sin(2 * np.pi * 1.3 * t + rng.uniform(0, 6.28)))
+    rng = np.random.default_rng(0)
+    f0 = pitch_hz * (1.0 + 0.08 * np.sin(2 * np.pi * 1.3 * t))
     phase = 2 * np.pi * np.cumsum(f0) / sample_rate
     voice = sum(np.sin(k * phase) / k for k in range(1, 6))
     breath = 0.15 * rng.standard_normal(n)
-    syllables = 0.66 + 0.34 * np.sin(2 * np.pi * 4.0 * t + rng.uniform(0, 6.28))
-    ramp = np.minimum(1.0, np.minimum(t, t[::-1] if n else t) / 0.01)  # 10 ms fade in/out
-    signal = (voice / 2.3 + breath) * syllables * np.maximum(ramp, 0.4) * level
-    return np.round(np.clip(signal, -1, 1) * 32767).astype(np.int16)
+    syllables = 0.66 + 0.34 * np.sin(2 * np.pi * 4.0 * t)
+    signal = (voice / 2.3 + breath) * syllables * level
+    samples = np.round(np.clip(signal, -1, 1) * 32767).astype(np.int16)
+    samples.flags.writeable = False
+    return samples

@@ -1,0 +1,380 @@
+"""``voxpipe bench``: what the orchestrator itself costs, measured from outside it.
+
+N concurrent sessions run in one process, in real time, against sim backends with fixed
+latencies. For every turn, time to first audio is taken at the edges (the source notes when
+the user's last voiced frame ended, the sink when the first answer frame arrives) and
+compared with the theoretical minimum for voxpipe's phrase policy:
+
+    ASR final delay + LLM first token + time to the token completing the first phrase + TTS TTFB
+
+Overhead = measured - minimum. Each level of N runs in a fresh child process so memory and
+garbage-collector figures belong to that level alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from voxpipe.agent import VoiceAgent
+from voxpipe.audio import AudioFrame
+from voxpipe.clock import SessionClock
+from voxpipe.io.simspeech import SimSpeechSource
+from voxpipe.metrics import percentiles
+from voxpipe.runtime import loop_factory
+from voxpipe.sim import SimASR, SimASROptions, SimLLM, SimLLMOptions, SimTTS, SimTTSOptions
+from voxpipe.text import PhraseChunker, PhrasePolicy
+
+REPLY = "The weather is sunny with a temperature of 72 degrees. Anything else?"
+LINES = ("What's the weather like today?", "And what about tomorrow?", "Thanks, and the weekend?")
+ASR_ENDPOINT_MS, ASR_FINALIZATION_MS = 200.0, 100.0  # final 300 ms after speech ends
+LLM_FIRST_TOKEN_MS, LLM_TOKENS_PER_SECOND = 300.0, 50.0
+TTS_FIRST_CHUNK_MS, TTS_SPEED = 150.0, 4.0
+DEFAULT_LEVELS = (1, 10, 50, 100, 200, 400, 800, 1600)
+P99_LIMIT_MS = 50.0
+CPU_SATURATED_PERCENT = 95.0
+
+
+def minimum_ttfa_ms(policy: PhrasePolicy | None = None) -> float:
+    """The fastest possible time to first audio with these backends and this phrase policy."""
+    tokens = re.findall(r"\s*\S+", REPLY)  # SimLLM's deltas
+    chunker = PhraseChunker(policy)
+    index = next(i for i, t in enumerate(tokens) if chunker.feed(t))
+    first_phrase_ms = index * 1000.0 / LLM_TOKENS_PER_SECOND
+    return (
+        ASR_ENDPOINT_MS
+        + ASR_FINALIZATION_MS
+        + LLM_FIRST_TOKEN_MS
+        + first_phrase_ms
+        + TTS_FIRST_CHUNK_MS
+    )
+
+
+class EdgeSource:
+    """SimSpeechSource that notes, on the loop clock, when each utterance's speech ended."""
+
+    def __init__(self, inner: SimSpeechSource) -> None:
+        self.inner = inner
+        self.speech_ends: list[float] = []
+
+    async def frames(self, clock: SessionClock) -> AsyncIterator[AudioFrame]:
+        voiced_end: float | None = None
+        async for frame in self.inner.frames(clock):
+            if frame.script is not None:
+                voiced_end = frame.end_ms
+            elif voiced_end is not None:
+                self.speech_ends.append(clock.loop_time(voiced_end))
+                voiced_end = None
+            yield frame
+
+
+class EdgeSink:
+    """Notes, on the loop clock, the first agent frame after each end of user speech."""
+
+    def __init__(self, source: EdgeSource) -> None:
+        self.source = source
+        self.first_audio: list[float] = []
+        self._loop = asyncio.get_running_loop()
+
+    async def write(self, frame: AudioFrame) -> None:
+        if len(self.first_audio) < len(self.source.speech_ends):
+            self.first_audio.append(self._loop.time())
+
+    async def aclose(self) -> None:
+        return None
+
+
+def build_agent(reply: str = REPLY) -> VoiceAgent:
+    return VoiceAgent(
+        SimASR(SimASROptions(endpoint_ms=ASR_ENDPOINT_MS, finalization_ms=ASR_FINALIZATION_MS)),
+        SimLLM(
+            SimLLMOptions(
+                first_token_ms=LLM_FIRST_TOKEN_MS,
+                tokens_per_second=LLM_TOKENS_PER_SECOND,
+                responses={"default": REPLY},
+            )
+        ),
+        SimTTS(SimTTSOptions(first_chunk_ms=TTS_FIRST_CHUNK_MS, speed=TTS_SPEED)),
+    )
+
+
+@dataclass
+class LevelResult:
+    """One level of concurrency, as measured in its child process."""
+
+    sessions: int
+    turns: int
+    overhead_p50_ms: float | None
+    overhead_p99_ms: float | None
+    overhead_max_ms: float | None
+    cpu_percent: float
+    cpu_s_per_session_minute: float
+    loop_lag_p99_ms: float | None
+    gc_pause_max_ms: float
+    rss_per_session_kib: float
+    wall_s: float
+    errors: int = 0
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def _rss_kib() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1024
+
+
+async def _lag_monitor(lags: list[float], interval: float = 0.05) -> None:
+    while True:
+        t0 = time.perf_counter()
+        await asyncio.sleep(interval)
+        lags.append((time.perf_counter() - t0 - interval) * 1000.0)
+
+
+async def run_level(sessions: int, *, turns: int, gc_freeze: bool, seed: int = 0) -> LevelResult:
+    """Run ``sessions`` concurrent conversations of ``turns`` turns; measure from outside."""
+    rng = random.Random(seed)
+    gc_pauses: list[float] = []
+    gc_started: list[float] = []
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_started.append(time.perf_counter())
+        elif gc_started:
+            gc_pauses.append((time.perf_counter() - gc_started.pop()) * 1000.0)
+
+    lines = [LINES[i % len(LINES)] for i in range(turns)]
+    warm = build_agent(
+        "Okay."
+    )  # one-time process costs (imports, cached voices) stay out of the run
+    await warm.run(SimSpeechSource(["hi"], agent=warm, lead_ms=0, pause_ms=0), None)
+    baseline = _rss_kib()
+    agents = [build_agent() for _ in range(sessions)]
+    sources = [
+        EdgeSource(SimSpeechSource(lines, agent=a, lead_ms=400 + rng.uniform(0, 1000)))
+        for a in agents
+    ]
+    sinks = [EdgeSink(s) for s in sources]
+    if gc_freeze:
+        gc.collect()
+        gc.freeze()
+    gc.callbacks.append(on_gc)
+    lags: list[float] = []
+    monitor = asyncio.create_task(_lag_monitor(lags))
+    peak = [baseline]
+
+    async def sample_rss() -> None:
+        while True:
+            peak[0] = max(peak[0], _rss_kib())
+            await asyncio.sleep(0.5)
+
+    sampler = asyncio.create_task(sample_rss())
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    results = await asyncio.gather(
+        *(a.run(src, sink) for a, src, sink in zip(agents, sources, sinks, strict=True)),
+        return_exceptions=True,
+    )
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    monitor.cancel()
+    sampler.cancel()
+    gc.callbacks.remove(on_gc)
+    peak[0] = max(peak[0], _rss_kib())
+
+    minimum = minimum_ttfa_ms()
+    overheads = [
+        (first - end) * 1000.0 - minimum
+        for src, sink in zip(sources, sinks, strict=True)
+        for end, first in zip(src.speech_ends, sink.first_audio, strict=False)
+    ]
+    stats = percentiles(overheads)
+    lag = percentiles(lags)
+    session_minutes = sessions * wall / 60.0
+    return LevelResult(
+        sessions=sessions,
+        turns=len(overheads),
+        overhead_p50_ms=_f(stats["p50"]),
+        overhead_p99_ms=_f(stats["p99"]),
+        overhead_max_ms=max(overheads) if overheads else None,
+        cpu_percent=100.0 * cpu / wall,
+        cpu_s_per_session_minute=cpu / session_minutes,
+        loop_lag_p99_ms=_f(lag["p99"]),
+        gc_pause_max_ms=max(gc_pauses, default=0.0),
+        rss_per_session_kib=(peak[0] - baseline) / sessions,
+        wall_s=wall,
+        errors=sum(isinstance(r, BaseException) for r in results),
+    )
+
+
+def _f(value: float | int | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _child(args: argparse.Namespace) -> None:
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
+    level = run_level(args.sessions, turns=args.turns, gc_freeze=args.gc_freeze)
+    with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
+        result = runner.run(level)
+    result.settings = {"loop": args.loop, "gc_freeze": args.gc_freeze, "cpu": args.cpu}
+    print(json.dumps(asdict(result)))
+
+
+def run_levels(
+    levels: Sequence[int], *, turns: int, loop: str, gc_freeze: bool, cpu: int | None
+) -> list[LevelResult]:
+    """Each level in a fresh child process, until p99 overhead passes the limit or the CPU
+    saturates."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    results: list[LevelResult] = []
+    for n in levels:
+        command = [
+            sys.executable,
+            "-m",
+            "voxpipe.bench",
+            "--child",
+            "--sessions",
+            str(n),
+            "--turns",
+            str(turns),
+            "--loop",
+            loop,
+            "--gc-freeze" if gc_freeze else "--no-gc-freeze",
+        ]
+        if cpu is not None:
+            command += ["--cpu", str(cpu)]
+        with console.status(f"{n} concurrent session(s), {turns} turns each..."):
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise RuntimeError(f"benchmark child for N={n} failed:\n{done.stderr}")
+        result = LevelResult(**json.loads(done.stdout.strip().splitlines()[-1]))
+        results.append(result)
+        console.print(_row_text(result))
+        if (
+            result.overhead_p99_ms or 0
+        ) > P99_LIMIT_MS or result.cpu_percent > CPU_SATURATED_PERCENT:
+            break
+    return results
+
+
+def _row_text(r: LevelResult) -> str:
+    return (
+        f"N={r.sessions}: overhead p50 {r.overhead_p50_ms:.1f} ms, p99 {r.overhead_p99_ms:.1f}"
+        f" ms, CPU {r.cpu_percent:.0f}%, {r.cpu_s_per_session_minute:.3f} CPU-s/session-min"
+    )
+
+
+def results_table(results: Sequence[LevelResult], title: str) -> Any:
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in (
+        "sessions",
+        "turns",
+        "overhead p50 ms",
+        "overhead p99 ms",
+        "max ms",
+        "CPU %",
+        "CPU s / session-min",
+        "loop lag p99 ms",
+        "max GC pause ms",
+        "KiB / session",
+    ):
+        table.add_column(column, justify="right")
+    for r in results:
+        table.add_row(
+            str(r.sessions),
+            str(r.turns),
+            _fmt(r.overhead_p50_ms),
+            _fmt(r.overhead_p99_ms),
+            _fmt(r.overhead_max_ms),
+            f"{r.cpu_percent:.0f}",
+            f"{r.cpu_s_per_session_minute:.3f}",
+            _fmt(r.loop_lag_p99_ms),
+            f"{r.gc_pause_max_ms:.1f}",
+            f"{r.rss_per_session_kib:.0f}",
+        )
+    return table
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--sessions",
+        type=int,
+        nargs="+",
+        default=list(DEFAULT_LEVELS),
+        metavar="N",
+        help="concurrency levels to try, in order",
+    )
+    parser.add_argument("--turns", type=int, default=4, help="turns per session")
+    parser.add_argument(
+        "--loop",
+        choices=("asyncio", "select", "uvloop"),
+        default="asyncio",
+        help="event loop: asyncio's default (epoll), asyncio on select() "
+        "(microsecond timers), or uvloop",
+    )
+    parser.add_argument(
+        "--gc-freeze",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="gc.freeze() after start-up (default on)",
+    )
+    parser.add_argument("--cpu", type=int, help="pin the sessions to this CPU (like taskset -c)")
+    parser.add_argument("--json", type=Path, help="write the results here")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m voxpipe.bench", description=__doc__)
+    add_arguments(parser)
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        args.sessions = args.sessions[0]
+        _child(args)
+        return 0
+    return run_and_report(args)
+
+
+def run_and_report(args: argparse.Namespace) -> int:
+    """Run the levels, print the table, write JSON (shared by ``voxpipe bench``)."""
+    from rich.console import Console
+
+    loop_factory(args.loop)  # a missing uvloop is a usage error, before any child starts
+    results = run_levels(
+        args.sessions, turns=args.turns, loop=args.loop, gc_freeze=args.gc_freeze, cpu=args.cpu
+    )
+    where = f"CPU {args.cpu}" if args.cpu is not None else f"{os.cpu_count()} CPUs"
+    title = (
+        f"voxpipe orchestrator overhead ({args.loop}, gc.freeze {'on' if args.gc_freeze else 'off'}"
+        f", {where}; minimum TTFA {minimum_ttfa_ms():.0f} ms)"
+    )
+    Console().print(results_table(results, title))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(
+            json.dumps(
+                {"minimum_ttfa_ms": minimum_ttfa_ms(), "results": [asdict(r) for r in results]},
+                indent=2,
+            )
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

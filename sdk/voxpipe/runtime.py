@@ -1,0 +1,58 @@
+"""Event loops and garbage-collector settings for running many sessions in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import os
+from collections.abc import Callable
+from selectors import SelectSelector
+
+from voxpipe.errors import UsageError
+
+LoopFactory = Callable[[], asyncio.AbstractEventLoop]
+LOOPS = ("auto", "asyncio", "uvloop", "select", "virtual")
+
+
+def loop_factory(name: str | None = None) -> LoopFactory | None:
+    """An event-loop factory for ``asyncio.Runner`` (None = asyncio's default).
+
+    ``auto`` (the default, or ``$VOXPIPE_LOOP``): uvloop when installed (``pip install
+    'voxpipe[fast]'``), else asyncio. ``select``: asyncio on select(), whose timers have
+    microsecond rather than millisecond resolution (few sockets only). ``virtual``: a
+    simulated clock (looptime): sessions run instantly with exact timings.
+    """
+    name = name or os.environ.get("VOXPIPE_LOOP", "auto")
+    if name == "auto":
+        try:
+            import uvloop
+        except ImportError:
+            return None
+        return uvloop.new_event_loop
+    if name == "asyncio":
+        return None
+    if name == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            raise UsageError(
+                "the uvloop event loop needs uvloop: pip install 'voxpipe[fast]'"
+            ) from None
+        return uvloop.new_event_loop
+    if name == "select":
+        return lambda: asyncio.SelectorEventLoop(SelectSelector())
+    if name == "virtual":
+        import looptime
+
+        return looptime.new_event_loop
+    raise UsageError(f"unknown event loop {name!r}; choose from {', '.join(LOOPS)}")
+
+
+def freeze_gc() -> None:
+    """Move everything alive now (modules, models, configs) out of the collector's sight.
+
+    Call once after start-up, before sessions start: full collections then only walk what
+    the sessions themselves allocate, so their pauses stay short.
+    """
+    gc.collect()
+    gc.freeze()

@@ -1,0 +1,71 @@
+"""Event-loop choices and the overhead benchmark's own arithmetic."""
+
+from __future__ import annotations
+
+import asyncio
+import selectors
+
+import pytest
+
+from voxpipe import SimSpeechSource, UsageError, VoiceAgent
+from voxpipe.bench import minimum_ttfa_ms, run_level
+from voxpipe.runtime import loop_factory
+from voxpipe.text import PhrasePolicy
+
+FAST = {
+    "asr": {"endpoint_ms": 60, "finalization_ms": 20},
+    "llm": {"first_token_ms": 20, "tokens_per_second": 500, "responses": {"default": "Hi."}},
+    "tts": {"first_chunk_ms": 10, "speed": 20},
+}
+
+
+def test_loop_names() -> None:
+    assert loop_factory("asyncio") is None
+    select_loop = loop_factory("select")
+    assert select_loop is not None
+    loop = select_loop()
+    try:
+        assert isinstance(loop._selector, selectors.SelectSelector)  # type: ignore[attr-defined]
+    finally:
+        loop.close()
+    with pytest.raises(UsageError, match="unknown event loop 'tokio'; choose from auto, asyncio"):
+        loop_factory("tokio")
+
+
+def test_auto_prefers_uvloop_when_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    uvloop = pytest.importorskip("uvloop")
+    monkeypatch.delenv("VOXPIPE_LOOP", raising=False)
+    assert loop_factory() is uvloop.new_event_loop
+    monkeypatch.setenv("VOXPIPE_LOOP", "asyncio")
+    assert loop_factory() is None
+
+
+@pytest.mark.parametrize("name", ["asyncio", "select", "uvloop"])
+def test_a_real_time_session_runs_on_each_loop(name: str) -> None:
+    if name == "uvloop":
+        pytest.importorskip("uvloop")
+    agent = VoiceAgent.from_config({k: {"backend": "sim", **v} for k, v in FAST.items()})
+    source = SimSpeechSource(["hello"], agent=agent, lead_ms=100, pause_ms=0)
+    with asyncio.Runner(loop_factory=loop_factory(name)) as runner:
+        session = runner.run(agent.run(source))
+    (turn,) = session.turns
+    assert turn.agent_text == "Hi."
+    # Real time: at least the configured latencies (80 + 20 + 10 ms), and not far beyond.
+    assert 110 <= (turn.latency("time_to_first_audio") or 0) < 400
+
+
+def test_minimum_time_to_first_audio_follows_the_phrase_policy() -> None:
+    # ASR 200 + 100, LLM first token 300, TTS first chunk 150, plus the first phrase:
+    # "The weather is sunny with a" ends when the 7th token arrives (6 x 20 ms at 50/s);
+    # without the word limit it runs to "degrees." (the 10th token, 9 x 20 ms).
+    assert minimum_ttfa_ms() == pytest.approx(300 + 300 + 120 + 150)
+    assert minimum_ttfa_ms(PhrasePolicy(first_max_words=None)) == pytest.approx(750 + 180)
+
+
+def test_benchmark_level_measures_every_turn_from_the_edges() -> None:
+    result = asyncio.run(run_level(2, turns=1, gc_freeze=False))
+    assert result.sessions == 2 and result.turns == 2 and result.errors == 0
+    assert result.overhead_p50_ms is not None and result.overhead_p99_ms is not None
+    # Timers wake late, never early, on asyncio's loop; and nothing here should take 50 ms.
+    assert 0 <= result.overhead_p50_ms <= result.overhead_p99_ms < 50
+    assert result.cpu_s_per_session_minute > 0 and result.rss_per_session_kib >= 0
