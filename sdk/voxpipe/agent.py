@@ -279,9 +279,9 @@ class _Session:
         audio: asyncio.Queue[AudioFrame | None] = asyncio.Queue(PLAYOUT_BUFFER_FRAMES)
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(self._think(turn, messages, phrases))
                 group.create_task(self._synthesize(turn, phrases, audio))
                 group.create_task(self._play(turn, audio))
+                await self._think(turn, messages, phrases)  # in this task: one hop less
         finally:
             turn.watch.close()
         agent.history += [messages[-1], Message("assistant", turn.metrics.agent_text)]
@@ -339,7 +339,10 @@ class _Session:
                         turn.stamp("tts_first_audio", clock.now_ms())
                     else:
                         gaps_ms, gaps = gaps_ms + clock.now_ms() - asked, gaps + 1
-                    await audio.put(frame)  # waits while the playout buffer is full
+                    if audio.full():  # the playout buffer is full: wait for room
+                        await audio.put(frame)
+                    else:
+                        audio.put_nowait(frame)
                     asked = clock.now_ms()
         await audio.put(None)
         if gaps:
@@ -348,23 +351,26 @@ class _Session:
     async def _play(self, turn: _Turn, audio: asyncio.Queue[AudioFrame | None]) -> None:
         """Hand frames to the sink at the moment each should start playing."""
         clock, sink, recorder = self.clock, self.sink, self.recorder
-        play_at: float | None = None
-        while (frame := await audio.get()) is not None:
-            now = clock.now_ms()
-            if play_at is None or play_at < now:  # first frame, or TTS fell behind: play now
-                play_at = now
-            else:
-                await clock.sleep_until(play_at)
-            if "playout_start" not in turn.metrics.stamps:
-                turn.stamp("playout_start", max(play_at, clock.now_ms()))
-                self._set_state(AgentState.SPEAKING)
+        frame = await audio.get()
+        if frame is None:
+            turn.stamp("turn_end", clock.now_ms())
+            return
+        play_at = clock.now_ms()
+        turn.stamp("playout_start", play_at)
+        self._set_state(AgentState.SPEAKING)
+        while frame is not None:
             placed = frame.at(play_at)
             await sink.write(placed)
             if recorder is not None:
                 recorder.agent.add(placed)
             play_at += frame.duration_ms
-        if play_at is not None:
-            await clock.sleep_until(play_at)
+            frame = audio.get_nowait() if not audio.empty() else await audio.get()
+            if frame is not None:
+                if play_at < (now := clock.now_ms()):
+                    play_at = now  # TTS fell behind: play the frame as it arrives
+                else:
+                    await clock.sleep_until(play_at)
+        await clock.sleep_until(play_at)  # until the last frame has played
         turn.stamp("turn_end", clock.now_ms())
 
     def _set_state(self, new: AgentState) -> None:

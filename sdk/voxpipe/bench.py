@@ -43,6 +43,9 @@ ASR_ENDPOINT_MS, ASR_FINALIZATION_MS = 200.0, 100.0  # final 300 ms after speech
 LLM_FIRST_TOKEN_MS, LLM_TOKENS_PER_SECOND = 300.0, 50.0
 TTS_FIRST_CHUNK_MS, TTS_SPEED = 150.0, 4.0
 DEFAULT_LEVELS = (1, 10, 50, 100, 200, 400, 800, 1600)
+#: Sessions start at random over about one turn (speech, answer, pause), as independent
+#: callers would, rather than all in the same phase.
+START_SPREAD_MS = 8000.0
 P99_LIMIT_MS = 50.0
 CPU_SATURATED_PERCENT = 95.0
 
@@ -161,7 +164,7 @@ async def run_level(sessions: int, *, turns: int, gc_freeze: bool, seed: int = 0
     baseline = _rss_kib()
     agents = [build_agent() for _ in range(sessions)]
     sources = [
-        EdgeSource(SimSpeechSource(lines, agent=a, lead_ms=400 + rng.uniform(0, 1000)))
+        EdgeSource(SimSpeechSource(lines, agent=a, lead_ms=400 + rng.uniform(0, START_SPREAD_MS)))
         for a in agents
     ]
     sinks = [EdgeSink(s) for s in sources]

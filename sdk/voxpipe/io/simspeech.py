@@ -7,9 +7,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from voxpipe.audio import AudioFrame, split_frames
+from voxpipe.audio import AudioFrame
 from voxpipe.clock import SessionClock
-from voxpipe.sim.voice import WORDS_PER_MINUTE, speech_duration_ms, speech_like
+from voxpipe.sim.voice import WORDS_PER_MINUTE, speech_frames
 
 
 class _Announcer(Protocol):
@@ -75,8 +75,14 @@ class SimSpeechSource:
     def _quiet(self, start_ms: float) -> AudioFrame:
         return AudioFrame(self._silence, self.sample_rate, start_ms)
 
-    def _speech(self, line: str, index: int, start_ms: float) -> list[AudioFrame]:
-        duration = speech_duration_ms(line, self.words_per_minute)
-        samples = speech_like(duration, self.sample_rate, pitch_hz=130.0, seed=index)
-        frames = split_frames(samples, self.sample_rate, self.frame_ms, start_ms)
-        return [AudioFrame(f.samples, f.sample_rate, f.start_ms, line) for f in frames]
+    def _speech(self, line: str, index: int, start_ms: float) -> Iterator[AudioFrame]:
+        return speech_frames(
+            line,
+            self.sample_rate,
+            self.frame_ms,
+            pitch_hz=130.0,
+            seed=index,
+            words_per_minute=self.words_per_minute,
+            start_ms=start_ms,
+            script=line,
+        )

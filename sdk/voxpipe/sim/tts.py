@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from voxpipe.audio import AudioFrame
 from voxpipe.hookspecs import BackendContext
-from voxpipe.sim.voice import WORDS_PER_MINUTE, speech_duration_ms, speech_like
+from voxpipe.sim.voice import WORDS_PER_MINUTE, speech_frames
 
 
 class SimTTSOptions(BaseModel):
@@ -36,20 +36,18 @@ class SimTTS:
         opts, ctx = self.options, self.context
         loop = asyncio.get_running_loop()
         start = loop.time()
-        n = ctx.sample_rate * ctx.frame_ms // 1000
-        frames = -(
-            -round(speech_duration_ms(text, opts.words_per_minute) * ctx.sample_rate / 1000) // n
-        )
-        samples = speech_like(
-            frames * ctx.frame_ms,
+        frames = speech_frames(
+            text,
             ctx.sample_rate,
+            ctx.frame_ms,
             pitch_hz=opts.pitch_hz,
+            words_per_minute=opts.words_per_minute,
             seed=zlib.crc32(text.encode()),
         )
-        for i in range(frames):
+        for i, frame in enumerate(frames):
             ready = start + (opts.first_chunk_ms + i * ctx.frame_ms / opts.speed) / 1000.0
             await asyncio.sleep(max(ready - loop.time(), 0))
-            yield AudioFrame(samples[i * n : (i + 1) * n], ctx.sample_rate)
+            yield frame
 
     async def aclose(self) -> None:
         return None

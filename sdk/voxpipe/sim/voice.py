@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 
 import numpy as np
 
-from voxpipe.audio import Int16Array
+from voxpipe.audio import AudioFrame, Int16Array
 
 #: Words per minute of simulated speech (users and the simulated TTS alike).
 WORDS_PER_MINUTE = 150.0
@@ -62,3 +63,22 @@ def _voice(sample_rate: int, pitch_hz: float, level: float) -> Int16Array:
     samples = np.round(np.clip(signal, -1, 1) * 32767).astype(np.int16)
     samples.flags.writeable = False
     return samples
+
+
+def speech_frames(
+    text: str,
+    sample_rate: int,
+    frame_ms: int,
+    *,
+    words_per_minute: float = WORDS_PER_MINUTE,
+    pitch_hz: float = 140.0,
+    seed: int = 0,
+    start_ms: float = 0.0,
+    script: str | None = None,
+) -> Iterator[AudioFrame]:
+    """``text`` spoken as speech-like audio, as whole frames (views into one buffer)."""
+    n = sample_rate * frame_ms // 1000
+    count = -(-round(speech_duration_ms(text, words_per_minute) * sample_rate / 1000) // n)
+    samples = speech_like(count * frame_ms, sample_rate, pitch_hz=pitch_hz, seed=seed)
+    for i in range(count):
+        yield AudioFrame(samples[i * n : (i + 1) * n], sample_rate, start_ms + i * frame_ms, script)
