@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-PLUGINS := $(wildcard plugins/*/pyproject.toml)
+PLUGINS := $(wildcard plugins/*/pyproject.toml examples/*/pyproject.toml)
 PY_DIRS := $(wildcard sdk tests examples plugins benchmarks)
 
 .PHONY: demo test lint typecheck unit setup clean
@@ -18,10 +18,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check $(PY_DIRS)
 
 typecheck: $(STAMP)
-	$(BIN)/mypy
+	$(BIN)/mypy sdk/voxpipe $(wildcard plugins/*/src examples/*/src)
 
 unit: $(STAMP)
-	$(BIN)/pytest -q tests $(wildcard plugins/*/tests)
+	$(BIN)/pytest -q tests $(wildcard plugins/*/tests examples/*/tests)
 
 setup: $(STAMP)
 

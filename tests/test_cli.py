@@ -35,7 +35,7 @@ def voxpipe(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProc
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={"COLUMNS": "160", "PATH": "/usr/bin:/bin"},
+        env={"COLUMNS": "160", "PATH": "/usr/bin:/bin", "VOXPIPE_PLUGINS": "sim"},
     )
 
 

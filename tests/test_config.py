@@ -50,7 +50,10 @@ time_to_first_audio = 800.5
 
 @pytest.fixture(scope="module")
 def registry() -> Registry:
-    return Registry()
+    """Only the core's sim backends, whatever other plugins are installed."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VOXPIPE_PLUGINS", "sim")
+        return Registry()
 
 
 def write(tmp_path: Path, text: str, name: str = "agent.toml") -> Path:

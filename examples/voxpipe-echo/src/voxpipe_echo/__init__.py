@@ -1,0 +1,1 @@
+"""voxpipe-echo: an LLM backend that repeats the user's words."""
