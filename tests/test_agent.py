@@ -123,11 +123,13 @@ class EchoLLM:
 
     def __init__(self) -> None:
         self.seen: list[list[Message]] = []
+        self.last_usage: dict[str, int] | None = None
 
     async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
         self.seen.append(list(messages))
         for word in ["Sure", " thing."]:
             yield word
+        self.last_usage = {"prompt_tokens": 9 * len(messages), "completion_tokens": 2}
 
     async def aclose(self) -> None:
         return None
@@ -140,6 +142,8 @@ async def test_history_carries_the_system_prompt_and_earlier_turns() -> None:
     lines = ["Hello there.", "What's the weather like?"]
     session = await agent.run(SimSpeechSource(lines, agent=agent))
     assert [t.user_text for t in session.turns] == lines
+    # Token usage reported by the LLM lands in each turn's metrics.
+    assert [t.extra["llm_usage"]["prompt_tokens"] for t in session.turns] == [18, 36]
     assert llm.seen[1] == [
         Message("system", "Be brief."),
         Message("user", "Hello there."),

@@ -309,6 +309,9 @@ class _Session:
         turn.stamp("llm_done", clock.now_ms())
         metrics.agent_text = "".join(parts).strip()
         metrics.llm_deltas = len(parts)
+        usage = getattr(self.agent.llm, "last_usage", None)  # token counts, if the LLM says
+        if usage:
+            metrics.extra["llm_usage"] = dict(usage)
         if len(parts) > 1:
             first = metrics.stamps["llm_first_token"]
             turn.watch.rate(

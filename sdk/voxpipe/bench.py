@@ -129,7 +129,35 @@ class LevelResult:
     rss_per_session_kib: float
     wall_s: float
     errors: int = 0
+    #: Where the overhead went, from the agents' own stamps: p50 of each stage's excess over
+    #: its ideal (0 for the orchestrator's own hand-offs, the sim latency for the others).
+    stage_excess_p50_ms: dict[str, float | None] = field(default_factory=dict)
+    #: p50 lateness of a plain asyncio.sleep on this loop: what each simulated delay costs.
+    timer_lateness_p50_ms: float | None = None
     settings: dict[str, Any] = field(default_factory=dict)
+
+
+#: What each stage would take with perfect timers and a free orchestrator.
+IDEAL_STAGE_MS = {
+    "asr_finalization": ASR_ENDPOINT_MS + ASR_FINALIZATION_MS,
+    "handoff": 0.0,
+    "llm_ttft": LLM_FIRST_TOKEN_MS,
+    "first_phrase": minimum_ttfa_ms()
+    - (ASR_ENDPOINT_MS + ASR_FINALIZATION_MS + LLM_FIRST_TOKEN_MS + TTS_FIRST_CHUNK_MS),
+    "tts_ttfb": TTS_FIRST_CHUNK_MS,
+    "playout": 0.0,
+}
+
+
+async def _timer_lateness_ms(samples: int = 40) -> float | None:
+    late = []
+    rng = random.Random(1)
+    for _ in range(samples):
+        delay = rng.uniform(0.015, 0.025)  # like a sim delay: not a whole millisecond
+        t0 = time.perf_counter()
+        await asyncio.sleep(delay)
+        late.append((time.perf_counter() - t0 - delay) * 1000.0)
+    return _f(percentiles(late)["p50"])
 
 
 def _rss_kib() -> float:
@@ -200,6 +228,17 @@ async def run_level(sessions: int, *, turns: int, gc_freeze: bool, seed: int = 0
         for end, first in zip(src.speech_ends, sink.first_audio, strict=False)
     ]
     stats = percentiles(overheads)
+    excess = {
+        stage: percentiles(
+            [
+                v - ideal
+                for a in agents
+                for t in a.metrics.turns
+                if (v := t.latency(stage)) is not None
+            ]
+        )["p50"]
+        for stage, ideal in IDEAL_STAGE_MS.items()
+    }
     lag = percentiles(lags)
     session_minutes = sessions * wall / 60.0
     return LevelResult(
@@ -215,6 +254,8 @@ async def run_level(sessions: int, *, turns: int, gc_freeze: bool, seed: int = 0
         rss_per_session_kib=(peak[0] - baseline) / sessions,
         wall_s=wall,
         errors=sum(isinstance(r, BaseException) for r in results),
+        stage_excess_p50_ms={k: _f(v) for k, v in excess.items()},
+        timer_lateness_p50_ms=await _timer_lateness_ms(),
     )
 
 
@@ -311,8 +352,26 @@ def results_table(results: Sequence[LevelResult], title: str) -> Any:
     return table
 
 
+def breakdown_table(results: Sequence[LevelResult]) -> Any:
+    """Where the overhead went: each stage's p50 excess over its ideal, per level."""
+    from rich.table import Table
+
+    table = Table(title="Where it went: p50 ms over each stage's ideal (agents' own stamps)")
+    table.add_column("sessions", justify="right")
+    for stage in IDEAL_STAGE_MS:
+        table.add_column(stage, justify="right")
+    table.add_column("one timer's lateness", justify="right")
+    for r in results:
+        table.add_row(
+            str(r.sessions),
+            *(_fmt(r.stage_excess_p50_ms.get(stage)) for stage in IDEAL_STAGE_MS),
+            _fmt(r.timer_lateness_p50_ms),
+        )
+    return table
+
+
 def _fmt(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1f}"
+    return "—" if value is None else f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -367,7 +426,9 @@ def run_and_report(args: argparse.Namespace) -> int:
         f"voxpipe orchestrator overhead ({args.loop}, gc.freeze {'on' if args.gc_freeze else 'off'}"
         f", {where}; minimum TTFA {minimum_ttfa_ms():.0f} ms)"
     )
-    Console().print(results_table(results, title))
+    console = Console(width=None if sys.stdout.isatty() else 150)
+    console.print(results_table(results, title))
+    console.print(breakdown_table(results))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(

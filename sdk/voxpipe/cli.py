@@ -1,6 +1,6 @@
 """The ``voxpipe`` command: demo, run, plugins, report.
 
-Exit codes: 0 ok, 1 runtime failure, 2 bad usage, config or input.
+Exit codes: 0 ok, 1 runtime failure, 2 bad usage, config, key or input.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from voxpipe import bench as bench_module
 from voxpipe.agent import StateChange, VoiceAgent
 from voxpipe.budgets import DEMO_BUDGETS
 from voxpipe.config import AgentConfig, load_config, parse_config
-from voxpipe.errors import UsageError, VoxpipeError
+from voxpipe.errors import AuthError, UsageError, VoxpipeError
 from voxpipe.io import CallRecorder, SimSpeechSource, WavSink, WavSource
 from voxpipe.metrics import SessionMetrics, TurnMetrics
 from voxpipe.protocols import AudioSink, AudioSource
@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.handler(args)
         return result
-    except UsageError as exc:
+    except (UsageError, AuthError) as exc:  # fix the input, the config or the key
         errors.print(f"[bold red]voxpipe: error:[/] {escape(str(exc))}", highlight=False)
         return 2
     except VoxpipeError as exc:

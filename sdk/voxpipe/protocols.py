@@ -48,7 +48,12 @@ class ASR(Protocol):
 
 @runtime_checkable
 class LLM(Protocol):
-    """Chat messages in, a streamed reply out as text deltas."""
+    """Chat messages in, a streamed reply out as text deltas.
+
+    A backend that learns token counts may expose them after each stream as ``last_usage``
+    (a dict such as ``{"prompt_tokens": 12, "completion_tokens": 30, "total_tokens": 42}``);
+    the agent copies it into the turn's metrics (``extra["llm_usage"]``).
+    """
 
     def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]: ...
 

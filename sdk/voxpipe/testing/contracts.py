@@ -8,6 +8,7 @@ backend talks to a provider). Everything runs offline under virtual time (loopti
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import subprocess
@@ -198,7 +199,10 @@ class BackendContract:
                     "the provider's response/connection was left open after the stream "
                     "ended early: close it in the generator's finally/async with"
                 )
-        for _ in range(3):
+        # Generators abandoned inside an SDK are closed by asyncio's finalizer in short-lived
+        # tasks; collect them and give those tasks a few loop turns to finish.
+        gc.collect()
+        for _ in range(20):
             await asyncio.sleep(0)
         leftover = asyncio.all_tasks() - {asyncio.current_task()}
         assert not leftover, f"tasks still running after the stream was closed: {leftover}"

@@ -1,0 +1,106 @@
+"""OpenAITTS: ``/v1/audio/speech`` as raw 24 kHz PCM, streamed into session-rate frames."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
+
+import numpy as np
+from openai import omit
+from pydantic import Field
+
+from voxpipe.audio import AudioFrame, Int16Array, StreamResampler
+from voxpipe.hookspecs import BackendContext
+from voxpipe_openai._client import ClientBackend, ConnectionOptions
+from voxpipe_openai._errors import malformed, translated
+
+_WHAT = "speech"
+#: ``response_format="pcm"``: 24 kHz, signed 16-bit little-endian, mono.
+PCM_RATE = 24_000
+_PCM = np.dtype("<i2")
+
+
+class OpenAITTSOptions(ConnectionOptions):
+    model: str = Field("gpt-4o-mini-tts", min_length=1, description="speech model")
+    voice: str = Field("alloy", min_length=1, description="voice name (alloy, ash, coral...)")
+    instructions: str | None = Field(None, description="how to speak (tone, pace, accent)")
+    speed: float | None = Field(None, ge=0.25, le=4.0, description="speaking speed, 1 = normal")
+
+
+class OpenAITTS(ClientBackend):
+    """Speaks ``text`` as frames of ``context.frame_ms`` at ``context.sample_rate``, each as soon
+    as the provider's bytes for it have arrived."""
+
+    def __init__(self, options: OpenAITTSOptions, context: BackendContext | None = None) -> None:
+        super().__init__(options)
+        self.options = options
+        self.context = context or BackendContext()
+
+    async def synthesize(self, text: str) -> AsyncIterator[AudioFrame]:
+        if not text.strip():
+            return
+        opts, ctx = self.options, self.context
+        resampler = StreamResampler(PCM_RATE, ctx.sample_rate)
+        framer = _Framer(ctx.sample_rate, ctx.frame_ms)
+        odd = b""  # a sample split across two chunks
+        async with AsyncExitStack() as stack:  # closes the response however the stream ends
+            with translated(_WHAT, self._key):
+                response = await stack.enter_async_context(
+                    self._client.audio.speech.with_streaming_response.create(
+                        input=text,
+                        model=opts.model,
+                        voice=opts.voice,
+                        response_format="pcm",
+                        instructions=omit if opts.instructions is None else opts.instructions,
+                        speed=omit if opts.speed is None else opts.speed,
+                    )
+                )
+                kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                if kind == "application/json" or kind.startswith("text/"):
+                    raise malformed(_WHAT, f"expected raw PCM audio, got {kind}")
+                chunks = response.iter_bytes()
+            while True:
+                with translated(_WHAT, self._key):
+                    try:
+                        chunk = await anext(chunks)
+                    except StopAsyncIteration:
+                        break
+                data = odd + chunk if odd else chunk
+                whole = len(data) - len(data) % 2
+                odd = data[whole:]
+                samples = np.frombuffer(data, dtype=_PCM, count=whole // 2).astype(np.int16)
+                for frame in framer.push(resampler.push(samples)):
+                    yield frame
+            tail = resampler.push(np.zeros(0, dtype=np.int16), last=True)
+            for frame in (*framer.push(tail), *framer.flush()):
+                yield frame
+
+
+class _Framer:
+    """Cuts a stream of samples into frames of ``frame_ms``; the last one zero-padded."""
+
+    def __init__(self, sample_rate: int, frame_ms: int) -> None:
+        self.sample_rate, self.frame_ms = sample_rate, frame_ms
+        self.size = sample_rate * frame_ms // 1000
+        self._buffer: Int16Array = np.zeros(0, dtype=np.int16)
+        self._count = 0
+
+    def push(self, samples: Int16Array) -> Iterator[AudioFrame]:
+        if len(samples):
+            self._buffer = np.concatenate((self._buffer, samples)) if len(self._buffer) else samples
+        full = len(self._buffer) // self.size
+        for i in range(full):
+            yield self._frame(self._buffer[i * self.size : (i + 1) * self.size].copy())
+        self._buffer = self._buffer[full * self.size :]
+
+    def flush(self) -> Iterator[AudioFrame]:
+        if len(self._buffer):
+            padded = np.zeros(self.size, dtype=np.int16)
+            padded[: len(self._buffer)] = self._buffer
+            self._buffer = np.zeros(0, dtype=np.int16)
+            yield self._frame(padded)
+
+    def _frame(self, samples: Int16Array) -> AudioFrame:
+        frame = AudioFrame(samples, self.sample_rate, float(self._count * self.frame_ms))
+        self._count += 1
+        return frame
