@@ -184,6 +184,7 @@ async def run_level(sessions: int, *, turns: int, gc_freeze: bool, seed: int = 0
         elif gc_started:
             gc_pauses.append((time.perf_counter() - gc_started.pop()) * 1000.0)
 
+    lateness = await _timer_lateness_ms()  # measured on the idle loop, before the sessions
     lines = [LINES[i % len(LINES)] for i in range(turns)]
     warm = build_agent(
         "Okay."
@@ -255,7 +256,7 @@ async def run_level(sessions: int, *, turns: int, gc_freeze: bool, seed: int = 0
         wall_s=wall,
         errors=sum(isinstance(r, BaseException) for r in results),
         stage_excess_p50_ms={k: _f(v) for k, v in excess.items()},
-        timer_lateness_p50_ms=await _timer_lateness_ms(),
+        timer_lateness_p50_ms=lateness,
     )
 
 
