@@ -13,6 +13,7 @@ from voxpipe.audio import AudioFrame
 from voxpipe.hookspecs import BackendContext
 from voxpipe.protocols import Transcript
 from voxpipe.sim.voice import WORDS_PER_MINUTE
+from voxpipe.streams import Emit, pumped
 from voxpipe.vad import DEFAULT_THRESHOLD_DB, EnergyVAD, Utterance
 
 
@@ -27,9 +28,6 @@ class SimASROptions(BaseModel):
     confidence: float = Field(0.95, ge=0, le=1)
 
 
-_END = object()
-
-
 class SimASR:
     """Hears the audio for real (energy), "recognises" the script of simulated speech."""
 
@@ -38,20 +36,10 @@ class SimASR:
     ) -> None:
         self.options = options or SimASROptions()
 
-    async def transcribe(self, audio: AsyncIterator[AudioFrame]) -> AsyncIterator[Transcript]:
-        out: asyncio.Queue[object] = asyncio.Queue()
-        pump = asyncio.create_task(self._listen(audio, out))
-        try:
-            while (item := await out.get()) is not _END:
-                if isinstance(item, BaseException):
-                    raise item
-                assert isinstance(item, Transcript)
-                yield item
-        finally:
-            pump.cancel()
-            await asyncio.gather(pump, return_exceptions=True)
+    def transcribe(self, audio: AsyncIterator[AudioFrame]) -> AsyncIterator[Transcript]:
+        return pumped(lambda emit: self._listen(audio, emit))
 
-    async def _listen(self, audio: AsyncIterator[AudioFrame], out: asyncio.Queue[object]) -> None:
+    async def _listen(self, audio: AsyncIterator[AudioFrame], emit: Emit[Transcript]) -> None:
         opts = self.options
         loop = asyncio.get_running_loop()
         vad = EnergyVAD(opts.threshold_db, opts.endpoint_ms)
@@ -63,44 +51,40 @@ class SimASR:
         # Loop time of session time 0. Frames arrive once captured, at their end time or a
         # little later; the earliest arrival gives the truest mapping.
         origin = math.inf
-        try:
-            async for frame in audio:
-                last_frame = frame
-                origin = min(origin, loop.time() - frame.end_ms / 1000.0)
-                voiced = vad.is_voiced(frame)
-                if voiced and not vad.in_speech:
-                    scripts, next_partial_ms, last_partial = [], opts.first_partial_ms, ""
-                if voiced and frame.script and (not scripts or scripts[-1] != frame.script):
-                    scripts.append(frame.script)
-                utterance = vad.update(frame)
-                if voiced and vad.speech_start_ms is not None:
-                    heard = frame.end_ms - vad.speech_start_ms
-                    if heard >= next_partial_ms:
-                        next_partial_ms = heard + opts.partial_interval_ms
-                        text = self._text(scripts, heard)
-                        if text != last_partial:
-                            last_partial = text
-                            out.put_nowait(Transcript(text, False, opts.confidence))
-                if utterance is not None:
-                    last_final_at = self._finalize(utterance, scripts, origin, out, loop)
-            if last_frame is not None and (utterance := vad.end(last_frame.end_ms)) is not None:
-                last_final_at = self._finalize(utterance, scripts, origin, out, loop)
-            await asyncio.sleep(max(last_final_at - loop.time(), 0))
-            out.put_nowait(_END)
-        except Exception as exc:  # surfaced by transcribe()
-            out.put_nowait(exc)
+        async for frame in audio:
+            last_frame = frame
+            origin = min(origin, loop.time() - frame.end_ms / 1000.0)
+            voiced = vad.is_voiced(frame)
+            if voiced and not vad.in_speech:
+                scripts, next_partial_ms, last_partial = [], opts.first_partial_ms, ""
+            if voiced and frame.script and (not scripts or scripts[-1] != frame.script):
+                scripts.append(frame.script)
+            utterance = vad.update(frame)
+            if voiced and vad.speech_start_ms is not None:
+                heard = frame.end_ms - vad.speech_start_ms
+                if heard >= next_partial_ms:
+                    next_partial_ms = heard + opts.partial_interval_ms
+                    text = self._text(scripts, heard)
+                    if text != last_partial:
+                        last_partial = text
+                        emit(Transcript(text, False, opts.confidence))
+            if utterance is not None:
+                last_final_at = self._finalize(utterance, scripts, origin, emit, loop)
+        if last_frame is not None and (utterance := vad.end(last_frame.end_ms)) is not None:
+            last_final_at = self._finalize(utterance, scripts, origin, emit, loop)
+        await asyncio.sleep(max(last_final_at - loop.time(), 0))  # the last final is out
 
     def _finalize(
         self,
         utterance: Utterance,
         scripts: list[str],
         origin: float,
-        out: asyncio.Queue[object],
+        emit: Emit[Transcript],
         loop: asyncio.AbstractEventLoop,
     ) -> float:
         """Schedule the final ``finalization_ms`` after the endpoint; returns its loop time."""
         at = origin + (utterance.detected_ms + self.options.finalization_ms) / 1000.0
-        loop.call_at(at, out.put_nowait, self._final(utterance, list(scripts)))
+        loop.call_at(at, emit, self._final(utterance, list(scripts)))
         return at
 
     def _final(self, utterance: Utterance, words: list[str]) -> Transcript:

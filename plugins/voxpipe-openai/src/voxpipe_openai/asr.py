@@ -20,6 +20,7 @@ from pydantic import Field
 from voxpipe.audio import AudioFrame, Int16Array
 from voxpipe.hookspecs import BackendContext
 from voxpipe.protocols import Transcript
+from voxpipe.streams import Emit, pumped
 from voxpipe.vad import DEFAULT_THRESHOLD_DB, EnergyVAD
 from voxpipe_openai._client import ClientBackend, ConnectionOptions
 from voxpipe_openai._errors import malformed, translated
@@ -47,9 +48,6 @@ class _Utterance:
     detected_ms: float
 
 
-_END = object()
-
-
 class OpenAIASR(ClientBackend):
     """Endpoints locally, transcribes each utterance remotely, keeps listening meanwhile."""
 
@@ -58,23 +56,13 @@ class OpenAIASR(ClientBackend):
         self.options = options
         self.context = context or BackendContext()
 
-    async def transcribe(self, audio: AsyncIterator[AudioFrame]) -> AsyncIterator[Transcript]:
-        out: asyncio.Queue[object] = asyncio.Queue()
-        listener = asyncio.create_task(self._listen(audio, out))
-        try:
-            while (item := await out.get()) is not _END:
-                if isinstance(item, BaseException):
-                    raise item
-                assert isinstance(item, Transcript)
-                yield item
-        finally:
-            listener.cancel()
-            await asyncio.gather(listener, return_exceptions=True)
+    def transcribe(self, audio: AsyncIterator[AudioFrame]) -> AsyncIterator[Transcript]:
+        return pumped(lambda emit: self._listen(audio, emit))
 
-    async def _listen(self, audio: AsyncIterator[AudioFrame], out: asyncio.Queue[object]) -> None:
+    async def _listen(self, audio: AsyncIterator[AudioFrame], emit: Emit[Transcript]) -> None:
         """Consume the audio (never waiting for an upload); hand utterances to the uploader."""
         utterances: asyncio.Queue[_Utterance | None] = asyncio.Queue()
-        uploader = asyncio.create_task(self._upload_all(utterances, out))
+        uploader = asyncio.create_task(self._upload_all(utterances, emit))
         try:
             rate = self.context.sample_rate
             vad = EnergyVAD(self.options.threshold_db, self.options.endpoint_ms)
@@ -101,24 +89,22 @@ class OpenAIASR(ClientBackend):
                 utterances.put_nowait(_cut(speech, ended.end_ms, ended.detected_ms, rate))
             utterances.put_nowait(None)
             await uploader
-            out.put_nowait(_END)
-        except Exception as exc:  # surfaced by transcribe()
-            out.put_nowait(exc)
         finally:
             uploader.cancel()
             await asyncio.gather(uploader, return_exceptions=True)
 
     async def _upload_all(
-        self, utterances: asyncio.Queue[_Utterance | None], out: asyncio.Queue[object]
+        self, utterances: asyncio.Queue[_Utterance | None], emit: Emit[Transcript]
     ) -> None:
-        """Transcribe utterances one after another, so their transcripts stay in order."""
+        """Transcribe utterances one after another, so their transcripts stay in order; an
+        error ends the stream at once, while audio may still be flowing."""
         try:
             while (utterance := await utterances.get()) is not None:
-                await self._upload(utterance, out)
+                await self._upload(utterance, emit)
         except Exception as exc:
-            out.put_nowait(exc)
+            emit(exc)
 
-    async def _upload(self, utterance: _Utterance, out: asyncio.Queue[object]) -> None:
+    async def _upload(self, utterance: _Utterance, emit: Emit[Transcript]) -> None:
         opts, endpoint = self.options, utterance.detected_ms
         with translated(_WHAT, self._key):
             stream: AsyncStream[Any] = await self._client.audio.transcriptions.create(
@@ -137,7 +123,7 @@ class OpenAIASR(ClientBackend):
             if kind == "application/json":  # a server that does not stream (e.g. whisper-1)
                 with translated(_WHAT, self._key):
                     text = _json_text(await stream.response.aread())
-                out.put_nowait(Transcript(text, True, endpoint_ms=endpoint))
+                emit(Transcript(text, True, endpoint_ms=endpoint))
                 return
             text = ""
             while True:
@@ -149,12 +135,12 @@ class OpenAIASR(ClientBackend):
                     kind, value = _event(event)
                 if kind == "transcript.text.delta" and value:
                     text += value
-                    out.put_nowait(Transcript(text, False, endpoint_ms=endpoint))
+                    emit(Transcript(text, False, endpoint_ms=endpoint))
                 elif kind == "transcript.text.done":
-                    out.put_nowait(Transcript(value, True, endpoint_ms=endpoint))
+                    emit(Transcript(value, True, endpoint_ms=endpoint))
                     return
         # The stream ended without a done event (some compatible servers): what it sent is it.
-        out.put_nowait(Transcript(text, True, endpoint_ms=endpoint))
+        emit(Transcript(text, True, endpoint_ms=endpoint))
 
 
 def _cut(frames: list[AudioFrame], end_ms: float, detected_ms: float, rate: int) -> _Utterance:
