@@ -439,3 +439,19 @@ def test_bad_audio_suggests_conversion(tmp_path: Path) -> None:
     for path in (_bad_text(tmp_path), _bad_ulaw(tmp_path)):
         with pytest.raises(AudioFormatError, match=rf"`sox {path.name} -b 16 out\.wav`"):
             read_wav(path)
+
+
+def test_framer_cuts_chunks_of_any_size_into_whole_frames() -> None:
+    from voxpipe.audio import Framer
+
+    framer = Framer(16_000, 20)  # 320 samples a frame
+    samples = np.arange(1000, dtype=np.int16)
+    frames = [
+        f for chunk in (samples[:7], samples[7:500], samples[500:]) for f in framer.push(chunk)
+    ]
+    frames += list(framer.flush())
+    assert [len(f.samples) for f in frames] == [320, 320, 320, 320]
+    assert [f.start_ms for f in frames] == [0.0, 20.0, 40.0, 60.0]
+    joined = np.concatenate([f.samples for f in frames])
+    assert np.array_equal(joined[:1000], samples) and not joined[1000:].any()
+    assert list(framer.flush()) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,6 +124,37 @@ class StreamResampler:
         if self._stream is None:
             return samples
         return np.asarray(self._stream.resample_chunk(samples, last=last), dtype=np.int16)
+
+
+class Framer:
+    """Cuts a stream of sample chunks of any size into frames of ``frame_ms`` (for provider
+    audio); ``flush`` returns the rest zero-padded to a whole frame."""
+
+    def __init__(self, sample_rate: int, frame_ms: int) -> None:
+        self.sample_rate, self.frame_ms = sample_rate, frame_ms
+        self.size = sample_rate * frame_ms // 1000
+        self._buffer: Int16Array = np.zeros(0, dtype=np.int16)
+        self._count = 0
+
+    def push(self, samples: Int16Array) -> Iterator[AudioFrame]:
+        if len(samples):
+            self._buffer = np.concatenate((self._buffer, samples)) if len(self._buffer) else samples
+        full = len(self._buffer) // self.size
+        for i in range(full):
+            yield self._frame(self._buffer[i * self.size : (i + 1) * self.size].copy())
+        self._buffer = self._buffer[full * self.size :]
+
+    def flush(self) -> Iterator[AudioFrame]:
+        if len(self._buffer):
+            padded = np.zeros(self.size, dtype=np.int16)
+            padded[: len(self._buffer)] = self._buffer
+            self._buffer = np.zeros(0, dtype=np.int16)
+            yield self._frame(padded)
+
+    def _frame(self, samples: Int16Array) -> AudioFrame:
+        frame = AudioFrame(samples, self.sample_rate, float(self._count * self.frame_ms))
+        self._count += 1
+        return frame
 
 
 def split_frames(

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 
 import numpy as np
 from openai import omit
 from pydantic import Field
 
-from voxpipe.audio import AudioFrame, Int16Array, StreamResampler
+from voxpipe.audio import AudioFrame, Framer, StreamResampler
 from voxpipe.hookspecs import BackendContext
 from voxpipe_openai._client import ClientBackend, ConnectionOptions
 from voxpipe_openai._errors import malformed, translated
@@ -41,7 +41,7 @@ class OpenAITTS(ClientBackend):
             return
         opts, ctx = self.options, self.context
         resampler = StreamResampler(PCM_RATE, ctx.sample_rate)
-        framer = _Framer(ctx.sample_rate, ctx.frame_ms)
+        framer = Framer(ctx.sample_rate, ctx.frame_ms)
         odd = b""  # a sample split across two chunks
         async with AsyncExitStack() as stack:  # closes the response however the stream ends
             with translated(_WHAT, self._key):
@@ -74,33 +74,3 @@ class OpenAITTS(ClientBackend):
             tail = resampler.push(np.zeros(0, dtype=np.int16), last=True)
             for frame in (*framer.push(tail), *framer.flush()):
                 yield frame
-
-
-class _Framer:
-    """Cuts a stream of samples into frames of ``frame_ms``; the last one zero-padded."""
-
-    def __init__(self, sample_rate: int, frame_ms: int) -> None:
-        self.sample_rate, self.frame_ms = sample_rate, frame_ms
-        self.size = sample_rate * frame_ms // 1000
-        self._buffer: Int16Array = np.zeros(0, dtype=np.int16)
-        self._count = 0
-
-    def push(self, samples: Int16Array) -> Iterator[AudioFrame]:
-        if len(samples):
-            self._buffer = np.concatenate((self._buffer, samples)) if len(self._buffer) else samples
-        full = len(self._buffer) // self.size
-        for i in range(full):
-            yield self._frame(self._buffer[i * self.size : (i + 1) * self.size].copy())
-        self._buffer = self._buffer[full * self.size :]
-
-    def flush(self) -> Iterator[AudioFrame]:
-        if len(self._buffer):
-            padded = np.zeros(self.size, dtype=np.int16)
-            padded[: len(self._buffer)] = self._buffer
-            self._buffer = np.zeros(0, dtype=np.int16)
-            yield self._frame(padded)
-
-    def _frame(self, samples: Int16Array) -> AudioFrame:
-        frame = AudioFrame(samples, self.sample_rate, float(self._count * self.frame_ms))
-        self._count += 1
-        return frame
