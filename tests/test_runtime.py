@@ -69,3 +69,32 @@ def test_benchmark_level_measures_every_turn_from_the_edges() -> None:
     # Timers wake late, never early, on asyncio's loop; and nothing here should take 50 ms.
     assert 0 <= result.overhead_p50_ms <= result.overhead_p99_ms < 50
     assert result.cpu_s_per_session_minute > 0 and result.rss_per_session_kib >= 0
+
+
+def test_bench_tables_show_every_level_and_the_breakdown() -> None:
+    from rich.console import Console
+
+    from voxpipe.bench import LevelResult, breakdown_table, results_table
+
+    result = LevelResult(
+        sessions=200,
+        turns=800,
+        overhead_p50_ms=3.3,
+        overhead_p99_ms=6.9,
+        overhead_max_ms=9.9,
+        cpu_percent=24.0,
+        cpu_s_per_session_minute=0.073,
+        loop_lag_p99_ms=2.1,
+        gc_pause_max_ms=9.0,
+        rss_per_session_kib=97.0,
+        stage_excess_p50_ms={"asr_finalization": 0.99, "handoff": 0.51, "playout": None},
+        timer_lateness_p50_ms=0.87,
+        wall_s=40.0,
+    )
+    console = Console(record=True, width=200)
+    console.print(results_table([result], "title"))
+    console.print(breakdown_table([result]))
+    text = console.export_text()
+    for figure in ("200", "800", "3.30", "6.90", "0.073", "97", "0.99", "0.51", "0.87"):
+        assert figure in text, figure
+    assert "—" in text  # a stage with no figure
