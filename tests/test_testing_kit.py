@@ -124,7 +124,7 @@ def test_a_backend_that_buffers_the_response_fails(pytester: pytest.Pytester) ->
 
 
 def test_a_backend_that_leaves_the_connection_open_fails(pytester: pytest.Pytester) -> None:
-    result = run(pytester, LEAKY, "TestLeaky and aclose_mid_stream")
+    result = run(pytester, LEAKY, "TestLeaky and stopping_mid_stream and aclose")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*left open after the stream ended early*"])
 

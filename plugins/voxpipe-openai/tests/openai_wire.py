@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import aclosing
 from typing import Any
 
 import httpx
@@ -291,3 +292,22 @@ async def leftover_tasks() -> set[asyncio.Task[Any]]:
     for _ in range(20):
         await asyncio.sleep(0)
     return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[arg-type]
+
+
+async def cancel_after_first(stream: AsyncIterator[Any]) -> None:
+    """Consume ``stream`` in a task and cancel that task once the first item has arrived."""
+    first = asyncio.Event()
+
+    async def consume() -> None:
+        async with aclosing(stream) as items:
+            async for _ in items:
+                first.set()
+
+    task = asyncio.create_task(consume())
+    await first.wait()
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        return
+    raise AssertionError("the consumer finished instead of being cancelled")

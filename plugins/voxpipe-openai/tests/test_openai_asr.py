@@ -18,6 +18,7 @@ from openai_wire import (
     KEY,
     SSE_HEADERS,
     Wire,
+    cancel_after_first,
     leftover_tasks,
     pieces,
     sse,
@@ -291,19 +292,7 @@ async def test_cancelling_the_consumer_releases_everything(wire: Wire) -> None:
     wire.route(PATH, parts, headers=SSE_HEADERS, control=control)
     samples = audio(("silence", 300), ("speech", 600), ("silence", 5000))
     backend = asr()
-    first = asyncio.Event()
-
-    async def consume() -> None:
-        frames = feed(split_frames(samples, RATE, 20), paced=True)
-        async with aclosing(backend.transcribe(frames)) as stream:
-            async for _ in stream:
-                first.set()
-
-    task = asyncio.create_task(consume())
-    await first.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_after_first(backend.transcribe(feed(split_frames(samples, RATE, 20), paced=True)))
     assert wire.bodies[0].closed
     assert not await leftover_tasks()
     await backend.aclose()

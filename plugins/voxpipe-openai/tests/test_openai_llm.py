@@ -13,6 +13,7 @@ from openai_wire import (
     SSE_HEADERS,
     USAGE,
     Wire,
+    cancel_after_first,
     chat_body_parts,
     chat_chunk,
     chat_events,
@@ -233,18 +234,7 @@ async def test_cancelling_the_consumer_releases_the_response(wire: Wire) -> None
     control = ServerControl()
     wire.route("/chat/completions", chat_body_parts(), headers=SSE_HEADERS, control=control)
     backend = llm()
-    first = asyncio.Event()
-
-    async def consume() -> None:
-        async with aclosing(backend.stream(MESSAGES)) as stream:
-            async for _ in stream:
-                first.set()
-
-    task = asyncio.create_task(consume())
-    await first.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_after_first(backend.stream(MESSAGES))
     assert wire.bodies[0].closed
     assert not await leftover_tasks()
     await backend.aclose()

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from contextlib import aclosing
 
 import numpy as np
 import pytest
-from openai_wire import KEY, PCM_HEADERS, Wire, leftover_tasks, pcm_24k, pieces, speech_parts
+from openai_wire import (
+    KEY,
+    PCM_HEADERS,
+    Wire,
+    cancel_after_first,
+    leftover_tasks,
+    pcm_24k,
+    pieces,
+    speech_parts,
+)
 
 from voxpipe.audio import AudioFrame
 from voxpipe.errors import ProviderError
@@ -144,18 +152,7 @@ async def test_cancelling_the_consumer_releases_the_response(wire: Wire) -> None
     control = ServerControl()
     wire.route("/audio/speech", speech_parts(), headers=PCM_HEADERS, control=control)
     backend = tts()
-    first = asyncio.Event()
-
-    async def consume() -> None:
-        async with aclosing(backend.synthesize("Hello")) as stream:
-            async for _ in stream:
-                first.set()
-
-    task = asyncio.create_task(consume())
-    await first.wait()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await cancel_after_first(backend.synthesize("Hello"))
     assert wire.bodies[0].closed
     assert not await leftover_tasks()
     await backend.aclose()

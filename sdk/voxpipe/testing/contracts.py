@@ -161,19 +161,9 @@ class BackendContract:
 
     @asyncio_test
     @virtual_time
-    async def test_aclose_mid_stream_releases_everything(self) -> None:
-        context = BackendContext()
-        control = ServerControl()
-        backend = self.make_backend(control, context)
-        stream = self.start(backend, context, control)
-        await asyncio.wait_for(anext(stream), FIRST_OUTPUT_TIMEOUT_S)
-        await stream.aclose()
-        await self._assert_released(control)
-        await backend.aclose()
-
-    @asyncio_test
-    @virtual_time
-    async def test_cancelling_the_consumer_releases_everything(self) -> None:
+    @pytest.mark.parametrize("how", ["aclose", "cancel"])
+    async def test_stopping_mid_stream_releases_everything(self, how: str) -> None:
+        """Closing the stream (``aclose()``) or cancelling the task consuming it."""
         context = BackendContext()
         control = ServerControl()
         backend = self.make_backend(control, context)
@@ -183,10 +173,15 @@ class BackendContract:
             async for _ in self.start(backend, context, control):
                 got_one.set()
 
-        task = asyncio.create_task(consume())
-        await asyncio.wait_for(got_one.wait(), FIRST_OUTPUT_TIMEOUT_S)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        if how == "aclose":
+            stream = self.start(backend, context, control)
+            await asyncio.wait_for(anext(stream), FIRST_OUTPUT_TIMEOUT_S)
+            await stream.aclose()
+        else:
+            task = asyncio.create_task(consume())
+            await asyncio.wait_for(got_one.wait(), FIRST_OUTPUT_TIMEOUT_S)
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         await self._assert_released(control)
         await backend.aclose()
 
