@@ -416,7 +416,7 @@ def _bad_float_nan(tmp_path: Path) -> Path:
     [
         (_bad_text, r"not a readable WAV file \(Format not recognised"),
         (_bad_empty, r"holds no audio \(0 samples\)"),
-        (_bad_width, r"not a readable WAV file \(.*unimplemented format"),
+        (_bad_width, r"unsupported sample width of 40 bits"),
         (_bad_ulaw, r"unsupported sample format .*[Uu]-[Ll]aw.*; use 8, 16, 24 or 32-bit PCM"),
         (_bad_missing, r"no such file"),
         (_bad_directory, r"no such file"),

@@ -194,6 +194,12 @@ def read_wav(path: str | Path) -> tuple[Int16Array, int]:
     try:
         info = soundfile.info(str(p))
     except (soundfile.LibsndfileError, RuntimeError) as exc:
+        bits = _wav_bits_per_sample(p)
+        if bits is not None and bits not in (8, 16, 24, 32, 64):
+            raise AudioFormatError(
+                f"{p}: unsupported sample width of {bits} bits; use 8, 16, 24 or 32-bit PCM or "
+                f"float (e.g. `sox {p.name} -b 16 out.wav`)."
+            ) from None
         reason = getattr(exc, "error_string", str(exc))
         raise AudioFormatError(
             f"{p}: not a readable WAV file ({reason}). voxpipe reads PCM or float WAV; "
@@ -211,6 +217,21 @@ def read_wav(path: str | Path) -> tuple[Int16Array, int]:
         return float_to_int16(data, source=str(p)).reshape(-1, info.channels), info.samplerate
     samples = soundfile.read(str(p), dtype="int16", always_2d=True)[0]
     return np.asarray(samples, dtype=np.int16), info.samplerate
+
+
+def _wav_bits_per_sample(path: Path) -> int | None:
+    """Bits per sample from a RIFF/WAVE header's fmt chunk, if the file has one."""
+    with path.open("rb") as f:
+        head = f.read(4096)
+    if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    at = 12
+    while at + 8 <= len(head):
+        chunk, size = head[at : at + 4], int.from_bytes(head[at + 4 : at + 8], "little")
+        if chunk == b"fmt " and at + 24 <= len(head):
+            return int.from_bytes(head[at + 22 : at + 24], "little")
+        at += 8 + size + size % 2
+    return None
 
 
 def read_speech(path: str | Path, sample_rate: int) -> Int16Array:
