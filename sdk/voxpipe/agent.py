@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from voxpipe.metrics import SessionMetrics, TurnMetrics
 from voxpipe.protocols import ASR, LLM, TTS, AudioSink, AudioSource, Message, Transcript
 from voxpipe.registry import Registry
 from voxpipe.text import PhraseChunker, PhrasePolicy
-from voxpipe.vad import DEFAULT_THRESHOLD_DB
+from voxpipe.vad import DEFAULT_THRESHOLD_DB, EnergyVAD
 
 log = logging.getLogger("voxpipe")
 
@@ -192,8 +193,9 @@ class _Session:
         self.clock = SessionClock()
         agent._clock = self.clock
         self.hearing: _Turn | None = None  # the turn whose user speech is coming in
+        #: The user's voice on the actual frames: when speech started and last sounded.
+        self.voice = EnergyVAD(agent.vad_threshold_db, endpoint_ms=math.inf)
         self.silent_since: float | None = None  # end of the last voiced frame, once silent
-        self.last_voiced_end: float | None = None
         self.answering: asyncio.Task[None] | None = None
         self.turns_started = 0
 
@@ -212,25 +214,34 @@ class _Session:
 
     async def _tap(self, frames: AsyncIterator[AudioFrame]) -> AsyncIterator[AudioFrame]:
         """Frames on their way to the ASR: record them and track the user's voice."""
-        threshold = self.agent.vad_threshold_db
-        recorder = self.recorder
+        voice, recorder = self.voice, self.recorder
         async with aclosing(frames):  # type: ignore[type-var]
             async for frame in frames:
                 if recorder is not None:
                     recorder.user.add(frame)
-                if frame.energy_db >= threshold:
-                    if self.hearing is None:
-                        self.hearing = self._new_turn()
-                        self.hearing.stamp("speech_start", frame.start_ms)
-                    elif self.silent_since is not None:
-                        self.hearing.watch.unstart("speech_end")
-                    self.silent_since = None
-                    self.last_voiced_end = frame.end_ms
-                elif self.hearing is not None and self.silent_since is None:
-                    self.silent_since = self.last_voiced_end
-                    if self.silent_since is not None:
-                        self.hearing.watch.start("speech_end", self.silent_since)
+                was_speaking = voice.in_speech
+                voice.update(frame)
+                if voice.in_speech and voice.speech_start_ms is not None:
+                    if not was_speaking:  # speech confirmed, dated back to its first frame
+                        if self.hearing is None:
+                            self.hearing = self._new_turn()
+                        self.hearing.stamp("speech_start", voice.speech_start_ms)
+                    self._track_silence(voice.is_voiced(frame))
                 yield frame
+
+    def _track_silence(self, voiced: bool) -> None:
+        """Arm the deadlines that run from the end of speech once silence starts; disarm them
+        if the user goes on speaking."""
+        turn = self.hearing
+        if turn is None:
+            return
+        if voiced:
+            if self.silent_since is not None:
+                turn.watch.unstart("speech_end")
+                self.silent_since = None
+        elif self.silent_since is None and self.voice.last_voiced_end_ms is not None:
+            self.silent_since = self.voice.last_voiced_end_ms
+            turn.watch.start("speech_end", self.silent_since)
 
     def _new_turn(self) -> _Turn:
         self.turns_started += 1
@@ -255,7 +266,9 @@ class _Session:
                 self._set_state(AgentState.PROCESSING_SPEECH)
             return
         self.hearing, self.silent_since = None, None
-        turn.stamp("speech_end", self.last_voiced_end if self.last_voiced_end is not None else now)
+        speech_end = self.voice.last_voiced_end_ms
+        self.voice.end(now)  # the next voiced audio starts a new utterance
+        turn.stamp("speech_end", speech_end if speech_end is not None else now)
         turn.metrics.endpoint_detected = transcript.endpoint_ms
         turn.stamp("asr_final", now)
         turn.metrics.user_text = transcript.text.strip()

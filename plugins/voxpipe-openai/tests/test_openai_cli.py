@@ -1,4 +1,7 @@
-"""`voxpipe run` with OpenAI backends: a missing or rejected key is a one-paragraph error."""
+"""`voxpipe run` with OpenAI backends: a missing or rejected key is a one-paragraph error.
+
+Real time, not --virtual-time: the rejecting server answers from another thread, and a
+simulated clock could jump past the client's timeouts while it does."""
 
 from __future__ import annotations
 
@@ -77,7 +80,6 @@ def run(config: Path, speech: Path, key: str | None) -> subprocess.CompletedProc
             str(config),
             "--input",
             str(speech),
-            "--virtual-time",
         ],
         capture_output=True,
         text=True,

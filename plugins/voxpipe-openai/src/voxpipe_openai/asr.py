@@ -73,14 +73,18 @@ class OpenAIASR(ClientBackend):
                 last = frame = frame.resampled(rate)
                 was_silent = not vad.in_speech
                 ended = vad.update(frame)
-                if was_silent and vad.in_speech:  # the first voiced frame of an utterance
-                    speech = [f for f in preroll if f.end_ms > frame.start_ms - PREROLL_MS]
+                if was_silent and vad.in_speech and vad.speech_start_ms is not None:
+                    # Speech confirmed (dated back to its first voiced frame): keep what came
+                    # PREROLL_MS before it, the voiced frames still in the pre-roll included.
+                    start = vad.speech_start_ms
+                    speech = [f for f in preroll if f.end_ms > start - PREROLL_MS]
                     preroll.clear()
                 if vad.in_speech or ended is not None:
                     speech.append(frame)
                 else:
                     preroll.append(frame)
-                    while preroll and preroll[0].end_ms <= frame.start_ms - PREROLL_MS:
+                    keep_from = frame.start_ms - PREROLL_MS - vad.min_speech_ms
+                    while preroll and preroll[0].end_ms <= keep_from:
                         preroll.popleft()
                 if ended is not None:
                     utterances.put_nowait(_cut(speech, ended.end_ms, ended.detected_ms, rate))
