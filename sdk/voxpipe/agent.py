@@ -115,7 +115,6 @@ class VoiceAgent:
         self.metrics = SessionMetrics(self.backend_names, dict(self.budgets.items()))
         self.state = AgentState.LISTENING
         self._listeners: dict[str, list[Callable[[Any], None]]] = {e: [] for e in EVENTS}
-        self._clock: SessionClock | None = None
 
     @classmethod
     def from_config(
@@ -191,7 +190,6 @@ class _Session:
         self.agent, self.sink, self.recorder = agent, sink, recorder
         self.metrics = SessionMetrics(agent.backend_names, dict(agent.budgets.items()))
         self.clock = SessionClock()
-        agent._clock = self.clock
         self.hearing: _Turn | None = None  # the turn whose user speech is coming in
         #: The user's voice on the actual frames: when speech started and last sounded.
         self.voice = EnergyVAD(agent.vad_threshold_db, endpoint_ms=math.inf)
