@@ -74,8 +74,7 @@ class _Turn:
         self.metrics, self.watch = metrics, watch
 
     def stamp(self, name: str, at_ms: float) -> None:
-        if name not in self.metrics.stamps:
-            self.metrics.stamps[name] = at_ms
+        if self.metrics.stamp(name, at_ms):
             self.watch.stamp(name, at_ms)
 
 
@@ -91,8 +90,6 @@ class VoiceAgent:
         budgets: LatencyBudgets | None = None,
         system_prompt: str = "",
         phrases: PhrasePolicy | None = None,
-        sample_rate: int = 16_000,
-        frame_ms: int = 20,
         vad_threshold_db: float = DEFAULT_THRESHOLD_DB,
         backend_names: dict[str, str] | None = None,
     ) -> None:
@@ -106,7 +103,6 @@ class VoiceAgent:
         self.budgets = budgets or LatencyBudgets()
         self.system_prompt = system_prompt
         self.phrases = phrases or PhrasePolicy()
-        self.sample_rate, self.frame_ms = sample_rate, frame_ms
         self.vad_threshold_db = vad_threshold_db
         self.backend_names = backend_names or {
             k: type(b).__name__ for k, b in (("asr", asr), ("llm", llm), ("tts", tts))
@@ -131,8 +127,6 @@ class VoiceAgent:
             budgets=config.budgets,
             system_prompt=settings.system_prompt,
             phrases=settings.phrases,
-            sample_rate=settings.sample_rate,
-            frame_ms=settings.frame_ms,
             vad_threshold_db=settings.vad_threshold_db,
             backend_names={k: getattr(config, k).backend for k in ("asr", "llm", "tts")},
         )
@@ -219,7 +213,7 @@ class _Session:
                     recorder.user.add(frame)
                 was_speaking = voice.in_speech
                 voice.update(frame)
-                if voice.in_speech and voice.speech_start_ms is not None:
+                if voice.speech_start_ms is not None:  # in speech
                     if not was_speaking:  # speech confirmed, dated back to its first frame
                         if self.hearing is None:
                             self.hearing = self._new_turn()
@@ -297,7 +291,7 @@ class _Session:
             turn.watch.close()
         agent.history += [messages[-1], Message("assistant", turn.metrics.agent_text)]
         self.metrics.turns.append(turn.metrics)
-        if agent.state is AgentState.SPEAKING or agent.state is AgentState.THINKING:
+        if agent.state in (AgentState.SPEAKING, AgentState.THINKING):
             self._set_state(AgentState.LISTENING)
         agent._emit("turn", turn.metrics)
 

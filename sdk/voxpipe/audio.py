@@ -41,7 +41,7 @@ class AudioFrame:
 
     @property
     def end_ms(self) -> float:
-        return self.start_ms + len(self.samples) * 1000.0 / self.sample_rate
+        return self.start_ms + self.duration_ms
 
     @property
     def energy_db(self) -> float:
@@ -157,32 +157,34 @@ class Framer:
         return frame
 
 
-def split_frames(
-    samples: Int16Array, sample_rate: int, frame_ms: float, start_ms: float = 0.0
-) -> list[AudioFrame]:
-    """Cut mono audio into frames of ``frame_ms`` (the last one zero-padded to full length)."""
+def iter_frames(
+    samples: Int16Array,
+    sample_rate: int,
+    frame_ms: float,
+    start_ms: float = 0.0,
+    script: str | None = None,
+) -> Iterator[AudioFrame]:
+    """Frames of ``frame_ms`` cut from mono audio as it is read: views into ``samples``, only
+    the last, partial frame copied and zero-padded."""
     n = round(sample_rate * frame_ms / 1000.0)
     if n <= 0:
         raise ValueError(f"frame_ms={frame_ms} is too short at {sample_rate} Hz")
-    count = -(-len(samples) // n)
-    padded = np.zeros(count * n, dtype=np.int16)
-    padded[: len(samples)] = samples
-    return [
-        AudioFrame(padded[i * n : (i + 1) * n], sample_rate, start_ms + i * frame_ms)
-        for i in range(count)
-    ]
+    for i, at in enumerate(range(0, len(samples), n)):
+        chunk = samples[at : at + n]
+        if len(chunk) < n:
+            chunk = np.concatenate((chunk, np.zeros(n - len(chunk), dtype=np.int16)))
+        yield AudioFrame(chunk, sample_rate, start_ms + i * frame_ms, script)
+
+
+def split_frames(
+    samples: Int16Array, sample_rate: int, frame_ms: float, start_ms: float = 0.0
+) -> list[AudioFrame]:
+    """All of ``iter_frames`` at once."""
+    return list(iter_frames(samples, sample_rate, frame_ms, start_ms))
 
 
 #: libsndfile subtypes read as audio samples; anything else (u-law, ADPCM...) is refused.
-_PCM_SUBTYPES = {
-    "PCM_U8": 8,
-    "PCM_S8": 8,
-    "PCM_16": 16,
-    "PCM_24": 24,
-    "PCM_32": 32,
-    "FLOAT": 32,
-    "DOUBLE": 64,
-}
+_PCM_SUBTYPES = frozenset({"PCM_U8", "PCM_S8", "PCM_16", "PCM_24", "PCM_32", "FLOAT", "DOUBLE"})
 
 
 def read_wav(path: str | Path) -> tuple[Int16Array, int]:

@@ -134,6 +134,8 @@ class LevelResult:
     stage_excess_p50_ms: dict[str, float | None] = field(default_factory=dict)
     #: p50 lateness of a plain asyncio.sleep on this loop: what each simulated delay costs.
     timer_lateness_p50_ms: float | None = None
+    #: CPU one such wake-up costs, in µs: the floor under a lone session's CPU figure.
+    timer_wakeup_cpu_us: float | None = None
     settings: dict[str, Any] = field(default_factory=dict)
 
 
@@ -149,15 +151,18 @@ IDEAL_STAGE_MS = {
 }
 
 
-async def _timer_lateness_ms(samples: int = 40) -> float | None:
+async def _timer_cost(samples: int = 40) -> tuple[float | None, float]:
+    """A plain asyncio.sleep on the idle loop: p50 lateness (ms) and CPU per wake-up (µs)."""
     late = []
     rng = random.Random(1)
+    cpu0 = time.process_time()
     for _ in range(samples):
         delay = rng.uniform(0.015, 0.025)  # like a sim delay: not a whole millisecond
         t0 = time.perf_counter()
         await asyncio.sleep(delay)
         late.append((time.perf_counter() - t0 - delay) * 1000.0)
-    return _f(percentiles(late)["p50"])
+    cpu_us = (time.process_time() - cpu0) / samples * 1e6
+    return _f(percentiles(late)["p50"]), cpu_us
 
 
 def _rss_kib() -> float:
@@ -184,7 +189,7 @@ async def run_level(sessions: int, *, turns: int, gc_freeze: bool, seed: int = 0
         elif gc_started:
             gc_pauses.append((time.perf_counter() - gc_started.pop()) * 1000.0)
 
-    lateness = await _timer_lateness_ms()  # measured on the idle loop, before the sessions
+    lateness, wake_cpu_us = await _timer_cost()  # on the idle loop, before the sessions
     lines = [LINES[i % len(LINES)] for i in range(turns)]
     warm = build_agent(
         "Okay."
@@ -257,6 +262,7 @@ async def run_level(sessions: int, *, turns: int, gc_freeze: bool, seed: int = 0
         errors=sum(isinstance(r, BaseException) for r in results),
         stage_excess_p50_ms={k: _f(v) for k, v in excess.items()},
         timer_lateness_p50_ms=lateness,
+        timer_wakeup_cpu_us=wake_cpu_us,
     )
 
 
@@ -362,11 +368,13 @@ def breakdown_table(results: Sequence[LevelResult]) -> Any:
     for stage in IDEAL_STAGE_MS:
         table.add_column(stage, justify="right")
     table.add_column("one timer's lateness", justify="right")
+    table.add_column("CPU µs per wake-up", justify="right")
     for r in results:
         table.add_row(
             str(r.sessions),
             *(_fmt(r.stage_excess_p50_ms.get(stage)) for stage in IDEAL_STAGE_MS),
             _fmt(r.timer_lateness_p50_ms),
+            _fmt(r.timer_wakeup_cpu_us),
         )
     return table
 

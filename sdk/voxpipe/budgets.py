@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,7 +32,6 @@ RATES: dict[str, str] = {
     "tts_chunk_generation": "mean ms between TTS audio frames of a phrase after its first",
 }
 
-Action = Literal["none", "warn"]
 MissListener = Callable[[str, TurnMetrics], None]
 
 

@@ -93,10 +93,13 @@ class TurnMetrics:
     #: Free-form figures from backends (token usage, request ids...), exported as-is.
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def stamp(self, name: str, at_ms: float) -> None:
-        """Record ``name`` at ``at_ms`` unless it was recorded already (first one wins)."""
-        if name not in self.stamps:
-            self.stamps[name] = at_ms
+    def stamp(self, name: str, at_ms: float) -> bool:
+        """Record ``name`` at ``at_ms`` unless it was recorded already (first one wins);
+        returns whether it was recorded now."""
+        if name in self.stamps:
+            return False
+        self.stamps[name] = at_ms
+        return True
 
     def latency(self, name: str) -> float | None:
         """A derived latency or stage duration in ms, or None if a stamp is missing."""

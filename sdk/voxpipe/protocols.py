@@ -14,6 +14,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from voxpipe.audio import AudioFrame
 from voxpipe.clock import SessionClock
+from voxpipe.vad import Utterance
 
 Role = Literal["system", "user", "assistant"]
 
@@ -87,9 +88,20 @@ class AudioSink(Protocol):
 
 @runtime_checkable
 class VAD(Protocol):
-    """Voice activity on frames: ``update`` returns whether the frame is voiced."""
+    """Voice activity on the actual frames (``voxpipe.vad.EnergyVAD`` is the reference).
 
-    def update(self, frame: AudioFrame) -> bool: ...
+    ``update`` returns the utterance a frame's silence ended, if any; ``speech_start_ms`` and
+    ``last_voiced_end_ms`` date the current one on the session clock; ``end`` closes it.
+    """
+
+    speech_start_ms: float | None
+    last_voiced_end_ms: float | None
+
+    def is_voiced(self, frame: AudioFrame) -> bool: ...
+
+    def update(self, frame: AudioFrame) -> Utterance | None: ...
+
+    def end(self, detected_ms: float) -> Utterance | None: ...
 
 
 BackendKind = Literal["asr", "llm", "tts"]

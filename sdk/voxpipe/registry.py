@@ -40,11 +40,11 @@ class BackendInfo:
     distribution: str
     version: str
     status: str  # "ok", or what is wrong
-    spec: BackendSpec | None = None
+    spec: BackendSpec
 
     @property
     def usable(self) -> bool:
-        return self.status == "ok" and self.spec is not None
+        return self.status == "ok"
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +130,7 @@ class Registry:
                 f"{kind} backend {name!r} is provided by both {sources}; uninstall one of them"
             )
         for info in matches:
-            if info.spec is None or not info.usable:
+            if not info.usable:
                 raise PluginError(
                     f"{kind} backend {name!r} from {info.distribution} "
                     f"cannot be used: {info.status}"

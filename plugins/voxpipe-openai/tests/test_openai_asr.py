@@ -268,15 +268,20 @@ async def test_an_upload_error_surfaces_while_audio_still_flows(wire: Wire) -> N
     assert not await leftover_tasks()
 
 
-@pytest.mark.looptime
-async def test_aclose_during_an_upload_releases_it(wire: Wire) -> None:
+def held_upload(wire: Wire) -> tuple[ServerControl, OpenAIASR, AsyncIterator[AudioFrame]]:
+    """An utterance whose transcription stream sends its first delta, then holds."""
     control = ServerControl()
     events = transcription_events(TEXT)
     parts = [sse(events[0], done=False), sse(*events[1:], done=False)]
     wire.route(PATH, parts, headers=SSE_HEADERS, control=control)
     samples = audio(("silence", 300), ("speech", 600), ("silence", 5000))
-    backend = asr()
-    stream = backend.transcribe(feed(split_frames(samples, RATE, 20), paced=True))
+    return control, asr(), feed(split_frames(samples, RATE, 20), paced=True)
+
+
+@pytest.mark.looptime
+async def test_aclose_during_an_upload_releases_it(wire: Wire) -> None:
+    control, backend, frames = held_upload(wire)
+    stream = backend.transcribe(frames)
     assert (await anext(stream)).text == "Hello"
     await stream.aclose()
     assert wire.bodies[0].closed and control.closed.is_set()
@@ -286,13 +291,8 @@ async def test_aclose_during_an_upload_releases_it(wire: Wire) -> None:
 
 @pytest.mark.looptime
 async def test_cancelling_the_consumer_releases_everything(wire: Wire) -> None:
-    control = ServerControl()
-    events = transcription_events(TEXT)
-    parts = [sse(events[0], done=False), sse(*events[1:], done=False)]
-    wire.route(PATH, parts, headers=SSE_HEADERS, control=control)
-    samples = audio(("silence", 300), ("speech", 600), ("silence", 5000))
-    backend = asr()
-    await cancel_after_first(backend.transcribe(feed(split_frames(samples, RATE, 20), paced=True)))
+    _, backend, frames = held_upload(wire)
+    await cancel_after_first(backend.transcribe(frames))
     assert wire.bodies[0].closed
     assert not await leftover_tasks()
     await backend.aclose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from voxpipe.audio import AudioFrame, read_speech, split_frames, write_wav
+from voxpipe.audio import AudioFrame, iter_frames, read_speech, write_wav
 from voxpipe.clock import SessionClock
 from voxpipe.io.recorder import Track
 
@@ -14,30 +14,20 @@ class WavSource:
     """Streams a WAV file (any rate, mono or stereo) as session-rate frames in real time:
     each frame is delivered when it has been fully "captured", at its end time."""
 
-    def __init__(
-        self,
-        path: str | Path,
-        sample_rate: int = 16_000,
-        frame_ms: int = 20,
-        *,
-        realtime: bool = True,
-    ) -> None:
+    def __init__(self, path: str | Path, sample_rate: int = 16_000, frame_ms: int = 20) -> None:
         self.path = Path(path)
-        samples = read_speech(self.path, sample_rate)
-        self._frames = split_frames(samples, sample_rate, frame_ms)
-        self.realtime = realtime
-        self.duration_ms = len(samples) * 1000.0 / sample_rate
+        self.sample_rate, self.frame_ms = sample_rate, frame_ms
+        self._samples = read_speech(self.path, sample_rate)
+        self.duration_ms = len(self._samples) * 1000.0 / sample_rate
         #: Session time of the last frame delivered (for progress displays).
         self.position_ms = 0.0
 
     async def frames(self, clock: SessionClock) -> AsyncIterator[AudioFrame]:
         start = clock.now_ms()
-        for frame in self._frames:
-            placed = frame.at(start + frame.start_ms)
-            if self.realtime:
-                await clock.sleep_until(placed.end_ms)
-            self.position_ms = placed.end_ms - start
-            yield placed
+        for frame in iter_frames(self._samples, self.sample_rate, self.frame_ms, start):
+            await clock.sleep_until(frame.end_ms)
+            self.position_ms = frame.end_ms - start
+            yield frame
 
 
 class WavSink:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from voxpipe.audio import AudioFrame, Int16Array
+from voxpipe.audio import AudioFrame, Int16Array, iter_frames
 
 #: Words per minute of simulated speech (users and the simulated TTS alike).
 WORDS_PER_MINUTE = 150.0
@@ -76,9 +76,7 @@ def speech_frames(
     start_ms: float = 0.0,
     script: str | None = None,
 ) -> Iterator[AudioFrame]:
-    """``text`` spoken as speech-like audio, as whole frames (views into one buffer)."""
-    n = sample_rate * frame_ms // 1000
-    count = -(-round(speech_duration_ms(text, words_per_minute) * sample_rate / 1000) // n)
-    samples = speech_like(count * frame_ms, sample_rate, pitch_hz=pitch_hz, seed=seed)
-    for i in range(count):
-        yield AudioFrame(samples[i * n : (i + 1) * n], sample_rate, start_ms + i * frame_ms, script)
+    """``text`` spoken as speech-like audio, frame by frame."""
+    duration_ms = speech_duration_ms(text, words_per_minute)
+    samples = speech_like(duration_ms, sample_rate, pitch_hz=pitch_hz, seed=seed)
+    return iter_frames(samples, sample_rate, frame_ms, start_ms, script)
