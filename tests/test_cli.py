@@ -25,7 +25,10 @@ CONTRACT_TIMESTAMPS = {
     "tts_first_audio",
     "playout_start",
     "turn_end",
+    "interruption_detected",
+    "output_silent",
 }
+INTERRUPTION_TIMESTAMPS = {"interruption_detected", "output_silent"}
 CONTRACT_LATENCIES = {"asr_finalization", "llm_ttft", "tts_ttfb", "time_to_first_audio", "total"}
 
 
@@ -57,7 +60,13 @@ def test_demo_runs_end_to_end_and_writes_every_output(tmp_path: Path) -> None:
     assert "time_to_first_audio" in result.stdout and "Session summary" in result.stdout
 
     data = json.loads(out["m.json"].read_text())
-    assert data["session"]["backends"] == {"asr": "sim", "llm": "sim", "tts": "sim"}
+    assert data["session"]["backends"] == {
+        "asr": "sim",
+        "llm": "sim",
+        "tts": "sim",
+        "vad": "energy",
+    }
+    assert data["session"]["interrupted_turns"] == data["session"]["resumed_turns"] == 0
     assert set(data["session"]["summary"]["time_to_first_audio_ms"]) >= {"p50", "p90", "p99"}
     assert [t["user_text"] for t in data["turns"]] == [
         "Hello, how are you today?",
@@ -75,7 +84,9 @@ def test_demo_runs_end_to_end_and_writes_every_output(tmp_path: Path) -> None:
             "budgets",
         }
         assert set(turn["timestamps_ms"]) == CONTRACT_TIMESTAMPS
-        assert all(v is not None for v in turn["timestamps_ms"].values())
+        stamps = turn["timestamps_ms"]
+        assert all(stamps[k] is not None for k in CONTRACT_TIMESTAMPS - INTERRUPTION_TIMESTAMPS)
+        assert turn["interrupted"] is False and turn["heard_text"] == turn["agent_text"]
         assert set(turn["latency_ms"]) >= CONTRACT_LATENCIES
         names = {b["name"] for b in turn["budgets"]}
         assert names == {
@@ -92,6 +103,41 @@ def test_demo_runs_end_to_end_and_writes_every_output(tmp_path: Path) -> None:
     assert stereo.shape[1] == 2 and np.any(stereo[:, 0]) and np.any(stereo[:, 1])
 
 
+def test_barge_in_demo_plays_one_interruption(tmp_path: Path) -> None:
+    out = {name: tmp_path / name for name in ("m.json", "t.png", "call.wav")}
+    result = voxpipe(
+        "demo",
+        "--barge-in",
+        "--virtual-time",
+        "--json",
+        out["m.json"],
+        "--plot",
+        out["t.png"],
+        "--record",
+        out["call.wav"],
+    )
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "Interrupted 1810 ms into the answer: output silent 0 ms after detection." in text
+    assert "1 interrupted, 0 resumed" in text
+    data = json.loads(out["m.json"].read_text())
+    first, second, third = data["turns"]
+    assert first["interrupted"] and not second["interrupted"] and not third["interrupted"]
+    assert first["heard_text"] == "The weather is sunny"
+    assert second["user_text"] == "Wait, stop. What time is it?"
+    stamps = first["timestamps_ms"]
+    assert stamps["output_silent"] == stamps["interruption_detected"] == stamps["turn_end"]
+    assert first["cut_short"] == ["total"]
+    assert data["session"]["interrupted_turns"] == 1
+    # In the recording the agent's first answer stops where the JSON says.
+    stereo, rate = read_wav(out["call.wav"])
+    agent = stereo[:, 1]
+    until_second = agent[: round(second["timestamps_ms"]["playout_start"] * rate / 1000)]
+    last_ms = (np.flatnonzero(until_second)[-1] + 1) * 1000 / rate
+    assert last_ms == pytest.approx(stamps["output_silent"], abs=20)
+    assert out["t.png"].read_bytes()[:4] == b"\x89PNG"
+
+
 @pytest.fixture
 def speech_wav_44k_stereo(tmp_path: Path) -> Path:
     """One second of speech-like sound between silences, 44.1 kHz stereo."""
@@ -106,8 +152,9 @@ def speech_wav_44k_stereo(tmp_path: Path) -> Path:
 FAST = """
 [asr]
 backend = "sim"
-endpoint_ms = 100
 finalization_ms = 50
+[turns]
+endpoint_ms = 100
 [llm]
 backend = "sim"
 first_token_ms = 50

@@ -14,13 +14,14 @@ from voxpipe.hookspecs import BackendContext
 from voxpipe.registry import Registry
 from voxpipe.sim import SimASR, SimASROptions, SimLLM, SimLLMOptions, SimTTS, SimTTSOptions
 from voxpipe.text import PhrasePolicy
+from voxpipe.vad import EnergyVAD
 
 VALID_TOML = """\
 [agent]
 system_prompt = "You are terse."
 sample_rate = 24000
 frame_ms = 30
-vad_threshold_db = -35.5
+playout_lookahead_ms = 500
 
 [agent.phrases]
 first_max_words = 4
@@ -28,8 +29,15 @@ min_words = 3
 
 [asr]
 backend = "sim"
-endpoint_ms = 300
+finalization_ms = 80
 confidence = 0.8
+
+[vad]
+threshold_db = -35.5
+
+[turns]
+endpoint_ms = 300
+min_interruption_ms = 250
 
 [llm]
 backend = "sim"
@@ -70,16 +78,20 @@ def test_load_valid_toml(tmp_path: Path, registry: Registry) -> None:
 
     agent = config.agent
     assert agent.system_prompt == "You are terse."
-    assert (agent.sample_rate, agent.frame_ms, agent.vad_threshold_db) == (24_000, 30, -35.5)
+    assert (agent.sample_rate, agent.frame_ms, agent.playout_lookahead_ms) == (24_000, 30, 500)
     assert agent.phrases == PhrasePolicy(first_max_words=4, min_words=3)
     assert config.context == BackendContext(sample_rate=24_000, frame_ms=30)
 
     asr_spec, asr_options = config.backend("asr")
     assert (asr_spec.kind, asr_spec.name) == ("asr", "sim")
     assert type(asr_options) is SimASROptions
-    assert asr_options.endpoint_ms == 300
-    assert asr_options.confidence == 0.8
-    assert asr_options.finalization_ms == SimASROptions().finalization_ms  # default kept
+    assert (asr_options.finalization_ms, asr_options.confidence) == (80, 0.8)
+    assert asr_options.first_partial_ms == SimASROptions().first_partial_ms  # default kept
+
+    vad_spec, vad_options = config.backend("vad")
+    assert (vad_spec.name, vad_options.threshold_db) == ("energy", -35.5)  # type: ignore[attr-defined]
+    assert (config.turns.endpoint_ms, config.turns.min_interruption_ms) == (300, 250)
+    assert config.turns.resume_timeout_ms == 2000  # default kept
 
     llm_spec, llm_options = config.backend("llm")
     assert llm_spec.name == "sim"
@@ -100,13 +112,14 @@ def test_build_constructs_the_sim_backends(tmp_path: Path, registry: Registry) -
     assert isinstance(config.build("asr"), SimASR)
     assert isinstance(config.build("llm"), SimLLM)
     assert isinstance(config.build("tts"), SimTTS)
+    assert isinstance(config.build("vad"), EnergyVAD)
 
 
 def test_load_from_dict(registry: Registry) -> None:
     config = load_config(
         {
             "agent": {"frame_ms": 10},
-            "asr": {"endpoint_ms": 250},
+            "asr": {"finalization_ms": 250},
             "llm": {"backend": "sim"},
             "budgets": {"asr_processing": 80},
         },
@@ -116,7 +129,7 @@ def test_load_from_dict(registry: Registry) -> None:
     assert config.agent.frame_ms == 10
     assert config.agent.sample_rate == 16_000
     _, asr_options = config.backend("asr")
-    assert asr_options == SimASROptions(endpoint_ms=250)
+    assert asr_options == SimASROptions(finalization_ms=250)
     _, tts_options = config.backend("tts")
     assert tts_options == SimTTSOptions()
     assert config.budgets.items() == [("asr_processing", 80.0)]
@@ -169,8 +182,8 @@ BAD_CONFIGS = [
     pytest.param(
         '[asr]\nbackend = "sim"\nendpoint = 300\n',
         r"\[asr\] endpoint: unknown option for the asr backend 'sim' "
-        r"\(valid: backend, endpoint_ms, finalization_ms, first_partial_ms, "
-        r"partial_interval_ms, threshold_db, confidence\)",
+        r"\(valid: backend, finalization_ms, first_partial_ms, "
+        r"partial_interval_ms, confidence\)",
         id="unknown-backend-option",
     ),
     pytest.param(
@@ -248,7 +261,7 @@ def test_unknown_backend_lists_installed_ones(tmp_path: Path, registry: Registry
     assert isinstance(info.value, ConfigError)
     assert message.startswith(f"{path}: [tts] backend: ")
     assert "no tts backend named 'nope'" in message
-    assert "Installed tts backends: sim (voxpipe)." in message
+    assert "Installed tts backends: sim (voxpipe), sim-stream (voxpipe)." in message
     assert "pip install" not in message
 
 

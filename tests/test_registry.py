@@ -114,8 +114,15 @@ pytestmark = pytest.mark.usefixtures("no_plugin_env")
 def test_sim_backends_come_from_the_core_distribution() -> None:
     registry = Registry()
     infos = [b for b in registry.backends() if b.plugin == "sim"]
-    assert [(b.kind, b.name) for b in infos] == [("asr", "sim"), ("llm", "sim"), ("tts", "sim")]
+    assert [(b.kind, b.name) for b in infos] == [
+        ("asr", "sim"),
+        ("llm", "sim"),
+        ("tts", "sim"),
+        ("tts", "sim-stream"),
+        ("vad", "energy"),
+    ]
     for info in infos:
+        assert info.api_version == PLUGIN_API_VERSION == 2
         assert info.plugin == "sim"
         assert info.distribution == "voxpipe"
         assert info.version == metadata.version("voxpipe")
@@ -176,7 +183,9 @@ def test_plugin_backend_is_usable_from_config(make_dist: MakeDist) -> None:
     with pytest.raises(ConfigError, match=r"set ECHO_API_KEY in the environment"):
         load_config({"llm": {"backend": "echo", "api_key": "sk-1"}}, registry=registry)
     # Another kind does not see it.
-    with pytest.raises(BackendNotFound, match=r"Installed tts backends: sim \(voxpipe\)\."):
+    with pytest.raises(
+        BackendNotFound, match=r"Installed tts backends: sim \(voxpipe\), sim-stream \(voxpipe\)\."
+    ):
         load_config({"tts": {"backend": "echo"}}, registry=registry)
 
 
@@ -212,7 +221,7 @@ def test_plugin_for_a_newer_api_is_listed_but_not_usable(make_dist: MakeDist) ->
     assert info.version == "9.0"
     assert info.status.startswith("incompatible")
     assert f"plugin API {PLUGIN_API_VERSION + 1}" in info.status
-    assert f"speaks {PLUGIN_API_VERSION}" in info.status
+    assert "speaks 1 and 2" in info.status
     assert "upgrade voxpipe" in info.status
     assert not info.usable
     assert registry.failures == []
@@ -225,7 +234,9 @@ def test_plugin_for_a_newer_api_is_listed_but_not_usable(make_dist: MakeDist) ->
     assert not isinstance(exc.value, BackendNotFound)
 
     # It is not offered as an installed alternative either.
-    with pytest.raises(BackendNotFound, match=r"Installed tts backends: sim \(voxpipe\)\.$"):
+    with pytest.raises(
+        BackendNotFound, match=r"Installed tts backends: sim \(voxpipe\), sim-stream \(voxpipe\)\.$"
+    ):
         registry.get("tts", "other")
 
 
@@ -322,18 +333,26 @@ def test_register_without_name_or_origin() -> None:
 def test_register_alongside_entry_points() -> None:
     registry = Registry()
     registry.register(BeepPlugin(), name="beeper")
-    assert [b.name for b in registry.backends("tts")] == ["beep", "sim"]
+    assert [b.name for b in registry.backends("tts")] == ["beep", "sim", "sim-stream"]
     with pytest.raises(
         BackendNotFound,
         match=r"Installed tts backends: beep \(\(registered in "
-        r"code\)\), sim \(voxpipe\)\.",
+        r"code\)\), sim \(voxpipe\), sim-stream \(voxpipe\)\.",
     ):
         registry.get("tts", "nope")
 
 
+def test_plugins_for_api_1_are_still_usable() -> None:
+    registry = Registry(entry_points=False)
+    registry.register(BeepPlugin(api_version=1), name="v1")
+    (info,) = registry.backends()
+    assert (info.status, info.api_version) == ("ok", 1)
+    assert registry.get("tts", "beep").api_version == 1
+
+
 def test_register_older_api_says_upgrade_the_plugin() -> None:
     registry = Registry(entry_points=False)
-    registry.register(BeepPlugin(api_version=PLUGIN_API_VERSION - 1), name="old")
+    registry.register(BeepPlugin(api_version=0), name="old")
     (info,) = registry.backends()
     assert info.status.startswith("incompatible")
     assert info.status.endswith("upgrade the plugin")

@@ -1,4 +1,4 @@
-"""pumped(): a producer task's output as a stream."""
+"""Channel: a producer that never blocks, one async consumer."""
 
 from __future__ import annotations
 
@@ -6,56 +6,44 @@ import asyncio
 
 import pytest
 
-from voxpipe.streams import Emit, pumped
+from voxpipe.streams import Channel
 
 
 @pytest.mark.looptime
-async def test_yields_what_the_producer_emits_then_ends() -> None:
-    async def produce(emit: Emit[int]) -> None:
+async def test_yields_what_was_put_in_order_then_ends_when_closed() -> None:
+    channel: Channel[int] = Channel()
+
+    async def produce() -> None:
         for i in range(3):
             await asyncio.sleep(0.1)
-            emit(i)
+            channel.put(i)
+        channel.close()
 
-    assert [i async for i in pumped(produce)] == [0, 1, 2]
+    task = asyncio.create_task(produce())
+    assert [i async for i in channel] == [0, 1, 2]
+    await task
 
 
 @pytest.mark.looptime
-async def test_an_emitted_or_raised_error_ends_the_stream_with_it() -> None:
-    async def fails_later(emit: Emit[int]) -> None:
-        emit(1)
-        await asyncio.sleep(1)
-        raise ValueError("provider went away")
-
+async def test_a_failure_ends_the_stream_with_it_after_what_came_before() -> None:
+    channel: Channel[int] = Channel()
+    channel.put(1)
+    channel.fail(RuntimeError("upload failed"))
+    channel.put(2)  # after the end: dropped
     got = []
-    with pytest.raises(ValueError, match="went away"):
-        async for item in pumped(fails_later):
+    with pytest.raises(RuntimeError, match="upload failed"):
+        async for item in channel:
             got.append(item)
     assert got == [1]
 
-    async def emits_error(emit: Emit[int]) -> None:
-        emit(RuntimeError("upload failed"))
-        await asyncio.sleep(3600)
-
-    with pytest.raises(RuntimeError, match="upload failed"):
-        async for _ in pumped(emits_error):
-            pass
-    assert asyncio.all_tasks() == {asyncio.current_task()}
-
 
 @pytest.mark.looptime
-async def test_closing_the_stream_cancels_the_producer() -> None:
-    cleaned = asyncio.Event()
-
-    async def forever(emit: Emit[int]) -> None:
-        try:
-            while True:
-                emit(0)
-                await asyncio.sleep(0.02)
-        finally:
-            cleaned.set()
-
-    stream = pumped(forever)
-    assert await anext(stream) == 0
-    await stream.aclose()
-    assert cleaned.is_set()
+async def test_a_cancelled_consumer_leaves_the_channel_usable() -> None:
+    channel: Channel[str] = Channel()
+    waiting = asyncio.create_task(anext(channel))
+    await asyncio.sleep(1)
+    waiting.cancel()
+    await asyncio.gather(waiting, return_exceptions=True)
+    channel.put("later")
+    assert await anext(channel) == "later"
     assert asyncio.all_tasks() == {asyncio.current_task()}

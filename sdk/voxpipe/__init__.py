@@ -1,6 +1,6 @@
 """voxpipe: streaming voice agents with honest, budgeted latency and pluggable backends."""
 
-from voxpipe.agent import AgentState, BudgetMiss, StateChange, VoiceAgent
+from voxpipe.agent import VoiceAgent
 from voxpipe.audio import AudioFrame, read_speech, read_wav, write_wav
 from voxpipe.budgets import DEMO_BUDGETS, LatencyBudgets
 from voxpipe.clock import SessionClock
@@ -16,14 +16,36 @@ from voxpipe.errors import (
     UsageError,
     VoxpipeError,
 )
+from voxpipe.events import AgentState, BudgetMiss, Interruption, StateChange
 from voxpipe.hookspecs import PLUGIN_API_VERSION, BackendContext, BackendSpec, hookimpl
-from voxpipe.io import CallRecorder, NullSink, SimSpeechSource, WavSink, WavSource
+from voxpipe.io import CallRecorder, Line, NullSink, SimSpeechSource, WavSink, WavSource
 from voxpipe.metrics import SessionMetrics, TurnMetrics
-from voxpipe.protocols import ASR, LLM, TTS, AudioSink, AudioSource, Message, Transcript
+from voxpipe.protocols import (
+    ASR,
+    LLM,
+    TTS,
+    VAD,
+    Alignment,
+    ASRStream,
+    AudioSink,
+    AudioSource,
+    EndOfTurn,
+    Message,
+    SpeechStarted,
+    StreamingTTS,
+    TextDelta,
+    ToolCall,
+    Transcript,
+    Usage,
+)
 from voxpipe.registry import Registry, default_registry
+from voxpipe.reply import Reply
+from voxpipe.session import Session
 from voxpipe.text import PhraseChunker, PhrasePolicy
+from voxpipe.turns import TurnSettings
+from voxpipe.vad import EnergyVAD, Utterance
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ASR",
@@ -31,8 +53,11 @@ __all__ = [
     "LLM",
     "PLUGIN_API_VERSION",
     "TTS",
+    "VAD",
+    "ASRStream",
     "AgentConfig",
     "AgentState",
+    "Alignment",
     "AudioFormatError",
     "AudioFrame",
     "AudioSink",
@@ -44,7 +69,11 @@ __all__ = [
     "BudgetMiss",
     "CallRecorder",
     "ConfigError",
+    "EndOfTurn",
+    "EnergyVAD",
+    "Interruption",
     "LatencyBudgets",
+    "Line",
     "Message",
     "NullSink",
     "PhraseChunker",
@@ -53,13 +82,22 @@ __all__ = [
     "ProviderError",
     "RateLimited",
     "Registry",
+    "Reply",
+    "Session",
     "SessionClock",
     "SessionMetrics",
     "SimSpeechSource",
+    "SpeechStarted",
     "StateChange",
+    "StreamingTTS",
+    "TextDelta",
+    "ToolCall",
     "Transcript",
     "TurnMetrics",
+    "TurnSettings",
+    "Usage",
     "UsageError",
+    "Utterance",
     "VoiceAgent",
     "VoxpipeError",
     "WavSink",

@@ -32,10 +32,11 @@ from voxpipe.agent import VoiceAgent
 from voxpipe.audio import AudioFrame
 from voxpipe.clock import SessionClock
 from voxpipe.io.simspeech import SimSpeechSource
-from voxpipe.metrics import percentiles
+from voxpipe.metrics import SessionMetrics, percentiles
 from voxpipe.runtime import loop_factory
 from voxpipe.sim import SimASR, SimASROptions, SimLLM, SimLLMOptions, SimTTS, SimTTSOptions
 from voxpipe.text import PhraseChunker, PhrasePolicy
+from voxpipe.turns import TurnSettings
 
 REPLY = "The weather is sunny with a temperature of 72 degrees. Anything else?"
 LINES = ("What's the weather like today?", "And what about tomorrow?", "Thanks, and the weekend?")
@@ -72,10 +73,13 @@ class EdgeSource:
         self.inner = inner
         self.speech_ends: list[float] = []
 
+    def bind(self, session: Any) -> None:
+        self.inner.bind(session)
+
     async def frames(self, clock: SessionClock) -> AsyncIterator[AudioFrame]:
         voiced_end: float | None = None
         async for frame in self.inner.frames(clock):
-            if frame.script is not None:
+            if frame.script:
                 voiced_end = frame.end_ms
             elif voiced_end is not None:
                 self.speech_ends.append(clock.loop_time(voiced_end))
@@ -95,21 +99,26 @@ class EdgeSink:
         if len(self.first_audio) < len(self.source.speech_ends):
             self.first_audio.append(self._loop.time())
 
+    def clear(self, at_ms: float) -> float:
+        return at_ms
+
     async def aclose(self) -> None:
         return None
 
 
 def build_agent(reply: str = REPLY) -> VoiceAgent:
+    """One agent for every session of a level: its sim backends are shared objects."""
     return VoiceAgent(
-        SimASR(SimASROptions(endpoint_ms=ASR_ENDPOINT_MS, finalization_ms=ASR_FINALIZATION_MS)),
+        SimASR(SimASROptions(finalization_ms=ASR_FINALIZATION_MS)),
         SimLLM(
             SimLLMOptions(
                 first_token_ms=LLM_FIRST_TOKEN_MS,
                 tokens_per_second=LLM_TOKENS_PER_SECOND,
-                responses={"default": REPLY},
+                responses={"default": reply},
             )
         ),
         SimTTS(SimTTSOptions(first_chunk_ms=TTS_FIRST_CHUNK_MS, speed=TTS_SPEED)),
+        turns=TurnSettings(endpoint_ms=ASR_ENDPOINT_MS),
     )
 
 
@@ -191,15 +200,13 @@ async def run_level(sessions: int, *, turns: int, gc_freeze: bool, seed: int = 0
 
     lateness, wake_cpu_us = await _timer_cost()  # on the idle loop, before the sessions
     lines = [LINES[i % len(LINES)] for i in range(turns)]
-    warm = build_agent(
-        "Okay."
-    )  # one-time process costs (imports, cached voices) stay out of the run
-    await warm.run(SimSpeechSource(["hi"], agent=warm, lead_ms=0, pause_ms=0), None)
+    warm = build_agent("Okay.")  # one-time costs (imports, cached voices) stay out of the run
+    await warm.run(SimSpeechSource(["hi"], lead_ms=0, pause_ms=0), None)
     baseline = _rss_kib()
-    agents = [build_agent() for _ in range(sessions)]
+    agent = build_agent()
     sources = [
-        EdgeSource(SimSpeechSource(lines, agent=a, lead_ms=400 + rng.uniform(0, START_SPREAD_MS)))
-        for a in agents
+        EdgeSource(SimSpeechSource(lines, lead_ms=400 + rng.uniform(0, START_SPREAD_MS)))
+        for _ in range(sessions)
     ]
     sinks = [EdgeSink(s) for s in sources]
     if gc_freeze:
@@ -218,7 +225,7 @@ async def run_level(sessions: int, *, turns: int, gc_freeze: bool, seed: int = 0
     sampler = asyncio.create_task(sample_rss())
     cpu0, wall0 = time.process_time(), time.perf_counter()
     results = await asyncio.gather(
-        *(a.run(src, sink) for a, src, sink in zip(agents, sources, sinks, strict=True)),
+        *(agent.run(src, sink) for src, sink in zip(sources, sinks, strict=True)),
         return_exceptions=True,
     )
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
@@ -238,8 +245,9 @@ async def run_level(sessions: int, *, turns: int, gc_freeze: bool, seed: int = 0
         stage: percentiles(
             [
                 v - ideal
-                for a in agents
-                for t in a.metrics.turns
+                for metrics in results
+                if isinstance(metrics, SessionMetrics)
+                for t in metrics.turns
                 if (v := t.latency(stage)) is not None
             ]
         )["p50"]

@@ -19,11 +19,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from voxpipe import bench as bench_module
-from voxpipe.agent import StateChange, VoiceAgent
+from voxpipe.agent import VoiceAgent
 from voxpipe.budgets import DEMO_BUDGETS
 from voxpipe.config import AgentConfig, load_config, parse_config
 from voxpipe.errors import AuthError, UsageError, VoxpipeError
-from voxpipe.io import CallRecorder, SimSpeechSource, WavSink, WavSource
+from voxpipe.events import StateChange
+from voxpipe.io import CallRecorder, Line, SimSpeechSource, WavSink, WavSource
 from voxpipe.metrics import SessionMetrics, TurnMetrics
 from voxpipe.protocols import AudioSink, AudioSource
 from voxpipe.registry import default_registry
@@ -31,6 +32,12 @@ from voxpipe.report import plot_timeline, print_session, print_turn, summary_tab
 from voxpipe.runtime import freeze_gc, loop_factory
 
 DEMO_LINES = ("Hello, how are you today?", "What's the weather like?", "Can you tell me the time?")
+#: ``voxpipe demo --barge-in``: the user talks over the second answer, 1.5 s into it.
+BARGE_IN_LINES = (
+    Line("What's the weather like?"),
+    Line("Wait, stop. What time is it?", after="answer_start", delay_ms=1500),
+    Line("Thanks, that's all."),
+)
 
 console = Console()
 errors = Console(stderr=True)
@@ -68,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="the tutorial's three-turn scenario on sim backends")
     demo.add_argument("--config", type=Path, help="agent config (default: sim, demo budgets)")
+    demo.add_argument(
+        "--barge-in",
+        action="store_true",
+        help="the user interrupts the agent's first answer, 1.5 s into it",
+    )
     _add_outputs(demo)
     demo.set_defaults(handler=_demo)
 
@@ -116,14 +128,13 @@ def _demo(args: argparse.Namespace) -> int:
     else:
         config = parse_config({"budgets": DEMO_BUDGETS.model_dump(exclude_none=True)}, "demo")
     agent = VoiceAgent.from_config(config)
+    lines = BARGE_IN_LINES if args.barge_in else DEMO_LINES
     source = SimSpeechSource(
-        DEMO_LINES,
-        sample_rate=config.agent.sample_rate,
-        frame_ms=config.agent.frame_ms,
-        agent=agent,
+        lines, sample_rate=config.agent.sample_rate, frame_ms=config.agent.frame_ms
     )
+    scenario = ", the user barges in on the first answer" if args.barge_in else ""
     console.print(
-        f"[bold]voxpipe demo[/]: {len(DEMO_LINES)} turns, backends "
+        f"[bold]voxpipe demo[/]: {len(lines)} turns{scenario}, backends "
         f"asr={config.asr.backend} llm={config.llm.backend} tts={config.tts.backend}, "
         + ("virtual time" if args.virtual_time else "real time")
     )
@@ -146,7 +157,7 @@ def _run(args: argparse.Namespace) -> int:
     if not session.turns:
         console.print(
             "[yellow]No speech was answered: check the input level "
-            "([agent] vad_threshold_db) or the ASR settings.[/]"
+            "([vad] threshold_db) or the ASR settings.[/]"
         )
     if args.output:
         console.print(f"agent audio: {args.output}")
@@ -175,12 +186,12 @@ def _converse(
     def on_turn(turn: TurnMetrics) -> None:
         print_turn(turn, console)
 
-    agent.on("state", on_state)
-    agent.on("turn", on_turn)
-
     async def session() -> SessionMetrics:
         async with agent:
-            return await agent.run(source, sink, recorder=recorder)
+            conversation = agent.session(source, sink, recorder=recorder)
+            conversation.on("state", on_state)
+            conversation.on("turn", on_turn)
+            return await conversation.run()
 
     with status:
         metrics = _run_loop(session, virtual_time=args.virtual_time)
@@ -218,6 +229,7 @@ def _plugins(args: argparse.Namespace) -> int:
                 "name": b.name,
                 "distribution": b.distribution,
                 "version": b.version,
+                "api_version": b.api_version,
                 "status": b.status,
             }
             for b in backends
@@ -234,14 +246,14 @@ def _plugins(args: argparse.Namespace) -> int:
         print(json.dumps({"backends": rows, "failures": failures}, indent=2))
         return 0
     table = Table(title="voxpipe backends")
-    for column in ("kind", "name", "distribution", "version", "status"):
+    for column in ("kind", "name", "distribution", "version", "api", "status"):
         table.add_column(column)
     for b in backends:
         status = "[green]ok[/]" if b.usable else f"[red]{escape(b.status)}[/]"
-        table.add_row(b.kind, b.name, b.distribution, b.version, status)
+        table.add_row(b.kind, b.name, b.distribution, b.version, str(b.api_version), status)
     for f in registry.failures:
         error = f"[red]failed to load: {escape(f.error)}[/]"
-        table.add_row("?", f.plugin, f.distribution, f.version, error)
+        table.add_row("?", f.plugin, f.distribution, f.version, "", error)
     console.print(table)
     return 0
 

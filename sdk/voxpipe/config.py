@@ -20,7 +20,7 @@ from voxpipe.hookspecs import BackendContext, BackendSpec
 from voxpipe.protocols import BACKEND_KINDS
 from voxpipe.registry import Registry, default_registry
 from voxpipe.text import PhrasePolicy
-from voxpipe.vad import DEFAULT_THRESHOLD_DB
+from voxpipe.turns import TurnSettings
 
 _SECRET_KEY = re.compile(
     r"^(.*_)?(api_?key|secret|password)$|^(auth_|access_|bearer_)?token$", re.IGNORECASE
@@ -39,6 +39,12 @@ class BackendChoice(BaseModel):
         return dict(self.model_extra or {})
 
 
+class VADChoice(BackendChoice):
+    """``[vad]``: ``backend = "<name>"`` (the energy VAD by default) plus its options."""
+
+    backend: str = "energy"
+
+
 class AgentSettings(BaseModel):
     """``[agent]``: the conversation and the audio format of the session."""
 
@@ -49,14 +55,14 @@ class AgentSettings(BaseModel):
     )
     sample_rate: int = Field(16_000, ge=8_000, le=48_000, description="session sample rate, Hz")
     frame_ms: int = Field(20, ge=10, le=100, description="input frame length, ms")
-    vad_threshold_db: float = Field(
-        DEFAULT_THRESHOLD_DB, le=0, description="frame energy (dBFS) counted as speech"
+    playout_lookahead_ms: float = Field(
+        1000, ge=100, le=30_000, description="how far synthesis may run ahead of playout, ms"
     )
     phrases: PhrasePolicy = Field(default_factory=PhrasePolicy)
 
 
 class AgentConfig(BaseModel):
-    """A whole agent: settings, the three backends and the latency budgets."""
+    """A whole agent: settings, the backends, turn-taking and the latency budgets."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -64,6 +70,8 @@ class AgentConfig(BaseModel):
     asr: BackendChoice = Field(default_factory=BackendChoice)
     llm: BackendChoice = Field(default_factory=BackendChoice)
     tts: BackendChoice = Field(default_factory=BackendChoice)
+    vad: VADChoice = Field(default_factory=VADChoice)
+    turns: TurnSettings = Field(default_factory=TurnSettings)
     budgets: LatencyBudgets = Field(default_factory=LatencyBudgets)
 
     _source: str = PrivateAttr("<dict>")
@@ -107,6 +115,7 @@ def parse_config(
     data: dict[str, Any], source: str = "<dict>", *, registry: Registry | None = None
 ) -> AgentConfig:
     """Validate ``data`` (already parsed) as an AgentConfig; ``source`` names it in errors."""
+    _refuse_moved_keys(data, source)
     try:
         config = AgentConfig.model_validate(data)
     except ValidationError as exc:
@@ -134,6 +143,24 @@ def parse_config(
             raise ConfigError(_describe(exc, source, prefix=(kind,), backend=spec)) from None
         config._resolved[kind] = (spec, options)
     return config
+
+
+#: Keys that moved in plugin API v2: (section, key) -> where they are now.
+_MOVED = {
+    ("agent", "vad_threshold_db"): "[vad] threshold_db",
+    ("asr", "endpoint_ms"): "[turns] endpoint_ms (the session's VAD ends speech for every ASR)",
+    ("asr", "threshold_db"): "[vad] threshold_db (the session's VAD decides what is speech)",
+}
+
+
+def _refuse_moved_keys(data: dict[str, Any], source: str) -> None:
+    for (section, key), where in _MOVED.items():
+        table = data.get(section)
+        if not isinstance(table, dict) or key not in table:
+            continue
+        if section == "asr" and table.get("backend", "sim") not in ("sim", "openai"):
+            continue  # another ASR's own option of that name
+        raise ConfigError(f"{source}: [{section}] {key} has moved: set {where} instead.")
 
 
 def _describe(

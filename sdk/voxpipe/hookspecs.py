@@ -17,9 +17,11 @@ from voxpipe.protocols import BackendKind
 
 #: Entry point group and pluggy project name.
 PROJECT = "voxpipe"
-#: The plugin API this voxpipe speaks. Bumped only when BackendSpec or the protocols change
-#: incompatibly; a plugin written for another version is listed but not used.
-PLUGIN_API_VERSION = 1
+#: The plugin API this voxpipe speaks. Bumped when BackendSpec or the protocols change
+#: shape; a plugin written for a version not in ``SUPPORTED_API_VERSIONS`` is listed but not
+#: used. Version 1 backends are adapted to version 2 by ``voxpipe.compat``.
+PLUGIN_API_VERSION = 2
+SUPPORTED_API_VERSIONS = (1, 2)
 
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)

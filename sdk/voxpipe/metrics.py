@@ -3,6 +3,8 @@
 Time to first audio runs from ``speech_end`` (the user's last voiced audio) to
 ``playout_start`` (the agent's first audio handed to the sink): what a listener hears.
 The stages between them are consecutive stamps, so they add up to it exactly.
+When the user interrupts, the stages the interruption cut short are listed in
+``cut_short`` and left out of the session's statistics.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ TIMESTAMPS = (
     "tts_first_audio",
     "playout_start",
     "turn_end",
+    "interruption_detected",
+    "output_silent",
 )
 
 #: Derived latencies: name -> (from stamp, to stamp).
@@ -82,8 +86,16 @@ class TurnMetrics:
     index: int
     user_text: str = ""
     agent_text: str = ""
+    #: The user interrupted the reply (and it did not resume): ``heard_text`` is what they
+    #: heard of ``agent_text``.
     interrupted: bool = False
+    heard_text: str = ""
     stamps: dict[str, float] = field(default_factory=dict)
+    #: Latencies and stages the interruption cut short (started, not finished).
+    cut_short: list[str] = field(default_factory=list)
+    #: Interruptions that brought no words, after which the reply resumed:
+    #: ``{"detected_ms", "silent_ms", "resumed_ms"}`` each.
+    false_interruptions: list[dict[str, float]] = field(default_factory=list)
     budgets: list[BudgetResult] = field(default_factory=list)
     #: When the ASR's endpointer decided the speech had ended, if the ASR says so.
     endpoint_detected: float | None = None
@@ -107,6 +119,14 @@ class TurnMetrics:
         a, b = self.stamps.get(start), self.stamps.get(end)
         return None if a is None or b is None else b - a
 
+    def mark_cut_short(self) -> None:
+        """The turn is being interrupted now: every latency and stage that has started and
+        not finished is cut short."""
+        spans = {**LATENCIES, **STAGES}
+        self.cut_short = [
+            name for name, (a, b) in spans.items() if a in self.stamps and b not in self.stamps
+        ]
+
     def stages(self) -> dict[str, float | None]:
         """Durations of the stages that tile speech_end -> playout_start."""
         return {name: self.latency(name) for name in STAGES}
@@ -125,7 +145,12 @@ class TurnMetrics:
             "user_text": self.user_text,
             "agent_text": self.agent_text,
             "interrupted": self.interrupted,
+            "heard_text": self.heard_text,
             "timestamps_ms": {name: _round(self.stamps.get(name)) for name in TIMESTAMPS},
+            "cut_short": list(self.cut_short),
+            "false_interruptions": [
+                {k: _round(v) for k, v in f.items()} for f in self.false_interruptions
+            ],
             "latency_ms": {name: _round(self.latency(name)) for name in LATENCIES},
             "stages_ms": {name: _round(v) for name, v in self.stages().items()},
             "endpointing_ms": _round(endpointing),
@@ -145,7 +170,13 @@ class TurnMetrics:
             user_text=data.get("user_text", ""),
             agent_text=data.get("agent_text", ""),
             interrupted=bool(data.get("interrupted", False)),
+            heard_text=data.get("heard_text", ""),
             stamps=stamps,
+            cut_short=list(data.get("cut_short", [])),
+            false_interruptions=[
+                {k: float(v) for k, v in f.items() if v is not None}
+                for f in data.get("false_interruptions", [])
+            ],
             budgets=[
                 BudgetResult(
                     b["name"],
@@ -178,12 +209,24 @@ class SessionMetrics:
     turns: list[TurnMetrics] = field(default_factory=list)
 
     def summary(self) -> dict[str, dict[str, float | int | None]]:
-        """p50 / p90 / p99 / mean / count of every derived latency and stage over the turns."""
+        """p50 / p90 / p99 / mean / count of every derived latency and stage over the turns
+        (leaving out what an interruption cut short)."""
         out: dict[str, dict[str, float | int | None]] = {}
         for name in (*LATENCIES, *(s for s in STAGES if s not in LATENCIES)):
-            values = [v for t in self.turns if (v := t.latency(name)) is not None]
+            values = [
+                v
+                for t in self.turns
+                if name not in t.cut_short and (v := t.latency(name)) is not None
+            ]
             out[f"{name}_ms"] = percentiles(values)
         return out
+
+    def interruptions(self) -> dict[str, int]:
+        """How many turns the user interrupted, and how many resumed after a false one."""
+        return {
+            "interrupted_turns": sum(t.interrupted for t in self.turns),
+            "resumed_turns": sum(bool(t.false_interruptions) for t in self.turns),
+        }
 
     def budget_failures(self) -> dict[str, int]:
         """How many turns failed each budget."""
@@ -201,6 +244,7 @@ class SessionMetrics:
                 "budgets_ms": self.budgets_ms,
                 "summary": self.summary(),
                 "budget_failures": self.budget_failures(),
+                **self.interruptions(),
             },
             "turns": [t.to_dict() for t in self.turns],
         }

@@ -20,7 +20,7 @@ import pluggy
 
 from voxpipe import hookspecs
 from voxpipe.errors import BackendNotFound, PluginError
-from voxpipe.hookspecs import PLUGIN_API_VERSION, BackendSpec
+from voxpipe.hookspecs import PLUGIN_API_VERSION, SUPPORTED_API_VERSIONS, BackendSpec
 
 #: Backends that live in their own distribution, for the "pip install" hint.
 KNOWN_DISTRIBUTIONS = {
@@ -41,6 +41,10 @@ class BackendInfo:
     version: str
     status: str  # "ok", or what is wrong
     spec: BackendSpec
+
+    @property
+    def api_version(self) -> int:
+        return self.spec.api_version
 
     @property
     def usable(self) -> bool:
@@ -174,12 +178,12 @@ class Registry:
 
 
 def _status(spec: BackendSpec) -> str:
-    if spec.api_version != PLUGIN_API_VERSION:
+    if spec.api_version not in SUPPORTED_API_VERSIONS:
         newer = spec.api_version > PLUGIN_API_VERSION
+        speaks = " and ".join(str(v) for v in SUPPORTED_API_VERSIONS)
         return (
             f"incompatible: written for voxpipe plugin API {spec.api_version}, this voxpipe "
-            f"speaks {PLUGIN_API_VERSION}; "
-            + ("upgrade voxpipe" if newer else "upgrade the plugin")
+            f"speaks {speaks}; " + ("upgrade voxpipe" if newer else "upgrade the plugin")
         )
     return "ok"
 

@@ -39,6 +39,7 @@ SEGMENT_COLOURS: dict[str, str] = {
     "agent speaking": "#d9d9d9",
 }
 _VERDICT_COLOURS = {True: "#2ca02c", False: "#d62728", None: "#7f7f7f"}
+_BARGE_IN_COLOUR = "#ff7f0e"
 
 
 def _ms(value: float | int | None) -> str:
@@ -70,10 +71,14 @@ def turn_table(turn: TurnMetrics) -> Table:
     stages.add_column("% of TTFA", justify="right")
     for name, value in turn.stages().items():
         share = MISSING if value is None or not ttfa else f"{100 * value / ttfa:.0f}%"
+        if name in turn.cut_short:
+            stages.add_row(name, Text("cut short", style="yellow"), "")
+            continue
         stages.add_row(name, _ms(value), share)
     stages.add_section()
     stages.add_row(Text("time_to_first_audio", style="bold"), Text(_ms(ttfa), style="bold"), "")
-    stages.add_row("total", _ms(turn.latency("total")), "")
+    total = Text("cut short", style="yellow") if "total" in turn.cut_short else None
+    stages.add_row("total", total or _ms(turn.latency("total")), "")
 
     budgets = Table(title="Budgets", box=box.SIMPLE_HEAD, title_justify="left")
     budgets.add_column("budget")
@@ -95,7 +100,40 @@ def turn_table(turn: TurnMetrics) -> Table:
     outer.add_column()
     outer.add_row(stages)
     outer.add_row(budgets)
+    for line in interruption_lines(turn):
+        outer.add_row(line)
     return outer
+
+
+def interruption_lines(turn: TurnMetrics) -> list[Text]:
+    """What the user's interruptions did to this turn's reply, in words."""
+    lines = []
+    stamps = turn.stamps
+    for false in turn.false_interruptions:
+        held = false["resumed_ms"] - false["silent_ms"]
+        lines.append(
+            Text(
+                f"False interruption: output silent {false['silent_ms'] - false['detected_ms']:.0f}"
+                f" ms after detection, resumed {held:.0f} ms later (no words)",
+                style="yellow",
+            )
+        )
+    detected, silent = stamps.get("interruption_detected"), stamps.get("output_silent")
+    if turn.interrupted and detected is not None and silent is not None:
+        start = stamps.get("playout_start")
+        into = (
+            "before any audio played"
+            if start is None or start >= detected
+            else f"{detected - start:.0f} ms into the answer"
+        )
+        lines.append(
+            Text(
+                f"Interrupted {into}: output silent {silent - detected:.0f} ms after detection."
+                f' Heard: "{_clip(turn.heard_text, 80)}"',
+                style="bold yellow",
+            )
+        )
+    return lines
 
 
 def _summary_order(keys: list[str]) -> list[str]:
@@ -139,7 +177,11 @@ def summary_table(session: SessionMetrics) -> Table:
 
     outer = Table.grid(padding=(0, 0, 1, 0))
     outer.title_style = "bold"
-    outer.title = f"Session summary: {n} turn{'' if n == 1 else 's'}"
+    counts = session.interruptions()
+    outer.title = (
+        f"Session summary: {n} turn{'' if n == 1 else 's'}, "
+        f"{counts['interrupted_turns']} interrupted, {counts['resumed_turns']} resumed"
+    )
     outer.title_justify = "left"
     if session.backends:
         outer.caption = "  ".join(f"{k}={v}" for k, v in session.backends.items())
@@ -292,6 +334,34 @@ def _draw_turn(ax: Axes, turn: TurnMetrics, in_per_ms: float) -> None:
             bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
         )
 
+    detected = turn.stamps.get("interruption_detected")
+    if detected is not None:
+        x = detected - origin
+        silent = turn.stamps.get("output_silent", detected)
+        ax.axvline(x, ymin=0.0, ymax=0.95, color=_BARGE_IN_COLOUR, lw=1.8, ls="--")
+        ax.text(
+            x,
+            0.97,
+            f" user barged in: silent {silent - detected:.0f} ms later,"
+            f' heard "{_clip(turn.heard_text, 40)}"',
+            fontsize=8,
+            color=_BARGE_IN_COLOUR,
+            va="top",
+            ha="left",
+            bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
+        )
+    for false in turn.false_interruptions:
+        ax.axvspan(
+            false["silent_ms"] - origin,
+            false["resumed_ms"] - origin,
+            ymin=_BAR_Y - _BAR_H / 2,
+            ymax=_BAR_Y + _BAR_H / 2,
+            color="white",
+            hatch="///",
+            ec=_BARGE_IN_COLOUR,
+            lw=0,
+        )
+
     playout = turn.stamps.get("playout_start")
     if playout is not None:
         x = playout - origin
@@ -363,6 +433,7 @@ def plot_timeline(session: SessionMetrics, path: str | Path) -> Path:
         Line2D([], [], color=_VERDICT_COLOURS[True], label="budget ok"),
         Line2D([], [], color=_VERDICT_COLOURS[False], label="budget over"),
         Line2D([], [], color="black", lw=1.8, label="first audio"),
+        Line2D([], [], color=_BARGE_IN_COLOUR, lw=1.8, ls="--", label="user barged in"),
     ]
     fig.legend(
         handles=handles, loc="outside upper center", ncol=len(handles), fontsize=8, frameon=False

@@ -1,42 +1,71 @@
-"""Streams whose output is produced by a task of their own.
+"""Channels: a producer that must never block hands items to one async consumer.
 
-An ASR must keep consuming audio while its transcripts arrive (a timer, an upload, a socket),
-so it cannot produce them from the generator's own body. ``pumped`` runs the producer in a
-task and yields what it emits; closing or cancelling the stream cancels the producer.
+ASR streams emit events from ``push`` calls and timers, the v1 adapter feeds a v1 ASR's
+audio iterator, a reply's generation hands text to its speech stage: each is a
+``Channel``. ``put`` never blocks; the consumer iterates with ``async for``.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
-#: ``emit(item)`` hands an item to the consumer; ``emit(exception)`` ends the stream with it.
-Emit = Callable[[T | Exception], None]
 
-_END = object()
+class Channel(Generic[T]):
+    """An unbounded single-consumer queue that is its own async iterator.
 
+    ``close()`` ends the iteration once everything put has been read; ``fail(exc)`` ends it
+    with ``exc`` instead. Items put after the end are dropped (the consumer has gone).
+    """
 
-async def pumped(produce: Callable[[Emit[T]], Awaitable[None]]) -> AsyncIterator[T]:
-    """Yield what ``produce(emit)`` emits, until it returns (end) or raises (that error)."""
-    queue: asyncio.Queue[T | Exception | object] = asyncio.Queue()
+    __slots__ = ("_closed", "_error", "_items", "_waiter")
 
-    async def run() -> None:
-        try:
-            await produce(queue.put_nowait)
-        except Exception as exc:
-            queue.put_nowait(exc)
-        else:
-            queue.put_nowait(_END)
+    def __init__(self) -> None:
+        self._items: deque[T] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+        self._error: BaseException | None = None
 
-    task = asyncio.create_task(run())
-    try:
-        while (item := await queue.get()) is not _END:
-            if isinstance(item, Exception):
-                raise item
-            yield item  # type: ignore[misc]
-    finally:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def put(self, item: T) -> None:
+        if self._closed:
+            return
+        self._items.append(item)
+        self._wake()
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake()
+
+    def fail(self, error: BaseException) -> None:
+        if not self._closed:
+            self._error = error
+        self.close()
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self
+
+    async def __anext__(self) -> T:
+        while not self._items:
+            if self._closed:
+                if self._error is not None:
+                    raise self._error
+                raise StopAsyncIteration
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._items.popleft()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)

@@ -10,7 +10,8 @@ from voxpipe.audio import AudioFrame, Int16Array, write_wav
 
 
 class Track:
-    """Frames placed at their ``start_ms``; renders to one int16 array (silence in between)."""
+    """Frames placed at their ``start_ms`` (in time order); renders to one int16 array, with
+    silence in between."""
 
     def __init__(self, sample_rate: int) -> None:
         self.sample_rate = sample_rate
@@ -26,6 +27,17 @@ class Track:
         at = round(frame.start_ms * self.sample_rate / 1000.0)
         self._pieces.append((at, samples))
         self.end_sample = max(self.end_sample, at + len(samples))
+
+    def cut(self, at_ms: float) -> None:
+        """Drop the audio from ``at_ms`` on (the output was stopped there)."""
+        at = round(at_ms * self.sample_rate / 1000.0)
+        while self._pieces and self._pieces[-1][0] >= at:
+            self._pieces.pop()
+        if self._pieces:
+            start, samples = self._pieces[-1]
+            if start + len(samples) > at:
+                self._pieces[-1] = (start, samples[: at - start])
+        self.end_sample = max((s + len(x) for s, x in self._pieces), default=0)
 
     def render(self, length: int | None = None) -> Int16Array:
         out = np.zeros(self.end_sample if length is None else length, dtype=np.int32)

@@ -1,9 +1,17 @@
-"""SimSpeechSource: lines of text spoken as speech-like audio, paced in real time."""
+"""SimSpeechSource: a simulated caller whose lines are timed against the agent, in real time.
+
+Each line is spoken as speech-like audio whose frames carry the line as ``script`` (so the
+sim ASR can "recognise" it); silence and non-speech sounds carry ``""``. A line starts
+``delay_ms`` after what it waits for: the agent's answer to the previous line ("answer",
+the default), the start of that answer ("answer_start": talking over the agent), or the
+end of the previous line ("line"). The session that runs the source binds it to itself.
+"""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
@@ -11,78 +19,119 @@ from voxpipe.audio import AudioFrame
 from voxpipe.clock import SessionClock
 from voxpipe.sim.voice import WORDS_PER_MINUTE, speech_frames
 
+After = Literal["answer", "answer_start", "line"]
 
-class _Announcer(Protocol):
-    def on(self, event: str, callback: Any) -> Any: ...
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One thing the simulated user says, and when.
+
+    ``text=""`` is a sound with no words (a cough, a knock) lasting ``sound_ms``.
+    """
+
+    text: str
+    after: After = "answer"
+    delay_ms: float = 600.0
+    sound_ms: float = 100.0
 
 
 class SimSpeechSource:
-    """A simulated caller. Says each line at ``words_per_minute`` (voiced frames carry the line
-    as ``script``), then stays silent: until ``agent`` has answered and ``pause_ms`` more, when
-    an agent is given (at most ``max_wait_ms``), else for ``gap_ms``. Silence is digital zero."""
+    """Says each line at ``words_per_minute`` when its cue comes (``str`` lines wait for the
+    agent's answer and ``pause_ms`` more), then stays silent. Waits for the agent last at
+    most ``max_wait_ms``. The first line starts after ``lead_ms`` of silence."""
 
     def __init__(
         self,
-        lines: Sequence[str],
+        lines: Sequence[str | Line],
         *,
         sample_rate: int = 16_000,
         frame_ms: int = 20,
-        agent: _Announcer | None = None,
         lead_ms: float = 400,
         pause_ms: float = 600,
-        gap_ms: float = 4000,
         max_wait_ms: float = 30_000,
         words_per_minute: float = WORDS_PER_MINUTE,
     ) -> None:
-        self.lines = list(lines)
+        self.lines = [
+            line if isinstance(line, Line) else Line(line, delay_ms=pause_ms) for line in lines
+        ]
         self.sample_rate, self.frame_ms = sample_rate, frame_ms
-        self.lead_ms, self.pause_ms, self.gap_ms = lead_ms, pause_ms, gap_ms
-        self.max_wait_ms = max_wait_ms
+        self.lead_ms, self.max_wait_ms = lead_ms, max_wait_ms
         self.words_per_minute = words_per_minute
-        self._answered = 0
-        self._waits_for_agent = agent is not None
-        if agent is not None:
-            agent.on("turn", self._on_turn)
+        self._speaking: list[float] = []  # when the agent started speaking, session ms
+        self._answered: list[float] = []  # when a turn's reply ended
+        self._clock: SessionClock | None = None
         self._silence = np.zeros(int(sample_rate * frame_ms / 1000), dtype=np.int16)
 
+    def bind(self, session: Any) -> None:
+        """Follow ``session``'s events to time the lines."""
+        session.on("state", self._on_state)
+        session.on("turn", self._on_turn)
+
+    def _on_state(self, change: Any) -> None:
+        if change.new == "speaking":
+            self._speaking.append(change.at_ms)
+
     def _on_turn(self, _turn: object) -> None:
-        self._answered += 1
+        if self._clock is not None:
+            self._answered.append(self._clock.now_ms())
 
     async def frames(self, clock: SessionClock) -> AsyncIterator[AudioFrame]:
+        self._clock = clock
         for frame in self._plan(clock.now_ms()):
             await clock.sleep_until(frame.end_ms)  # delivered once captured
             yield frame
 
     def _plan(self, t: float) -> Iterator[AudioFrame]:
-        """The frames to deliver; lazy, so waiting for the agent sees its answers live."""
-        end = t + self.lead_ms
-        while t < end:
+        """The frames to deliver; lazy, so waiting for the agent sees its events live."""
+        start = t + self.lead_ms
+        previous_end = t
+        for i, line in enumerate(self.lines):
+            if i:
+                deadline = t + self.max_wait_ms
+                while (cue := self._cue(line, previous_end)) is None and t < deadline:
+                    yield self._quiet(t)
+                    t += self.frame_ms
+                start = (cue if cue is not None else t) + line.delay_ms
+            while t < start:
+                yield self._quiet(t)
+                t += self.frame_ms
+            for frame in self._say(line, i, t):
+                yield frame
+                t = frame.end_ms
+            previous_end = t
+        end = t + self.lines[-1].delay_ms if self.lines else t
+        while t < end:  # room for the last answer to start
             yield self._quiet(t)
             t += self.frame_ms
-        for i, line in enumerate(self.lines):
-            for frame in self._speech(line, i, t):
-                yield frame
-            t = frame.end_ms
-            deadline = t + self.max_wait_ms
-            while self._waits_for_agent and self._answered <= i and t < deadline:
-                yield self._quiet(t)
-                t += self.frame_ms
-            end = t + (self.pause_ms if self._waits_for_agent else self.gap_ms)
-            while t < end:
-                yield self._quiet(t)
-                t += self.frame_ms
+
+    def _cue(self, line: Line, previous_end: float) -> float | None:
+        """When what ``line`` waits for happened (session ms), if it has."""
+        if line.after == "line":
+            return previous_end
+        events = self._speaking if line.after == "answer_start" else self._answered
+        return next((at for at in events if at >= previous_end), None)
 
     def _quiet(self, start_ms: float) -> AudioFrame:
-        return AudioFrame(self._silence, self.sample_rate, start_ms)
+        return AudioFrame(self._silence, self.sample_rate, start_ms, "")
 
-    def _speech(self, line: str, index: int, start_ms: float) -> Iterator[AudioFrame]:
+    def _say(self, line: Line, index: int, start_ms: float) -> Iterator[AudioFrame]:
+        if not line.text:
+            return self._sound(line.sound_ms, index, start_ms)
         return speech_frames(
-            line,
+            line.text,
             self.sample_rate,
             self.frame_ms,
             pitch_hz=130.0,
             seed=index,
             words_per_minute=self.words_per_minute,
             start_ms=start_ms,
-            script=line,
+            script=line.text,
         )
+
+    def _sound(self, duration_ms: float, index: int, start_ms: float) -> Iterator[AudioFrame]:
+        """A burst of noise with no words in it."""
+        rng = np.random.default_rng(index)
+        n = len(self._silence)
+        for i in range(max(round(duration_ms / self.frame_ms), 1)):
+            noise = (rng.standard_normal(n) * 6000).clip(-32768, 32767).astype(np.int16)
+            yield AudioFrame(noise, self.sample_rate, start_ms + i * self.frame_ms, "")

@@ -41,6 +41,10 @@ class WavSink:
     async def write(self, frame: AudioFrame) -> None:
         self.track.add(frame)
 
+    def clear(self, at_ms: float) -> float:
+        self.track.cut(at_ms)
+        return at_ms
+
     async def aclose(self) -> None:
         write_wav(self.path, self.track.render(), self.track.sample_rate)
 
@@ -50,6 +54,9 @@ class NullSink:
 
     async def write(self, frame: AudioFrame) -> None:
         return None
+
+    def clear(self, at_ms: float) -> float:
+        return at_ms
 
     async def aclose(self) -> None:
         return None

@@ -2,6 +2,14 @@
 
 from voxpipe.sim.asr import SimASR, SimASROptions
 from voxpipe.sim.llm import SimLLM, SimLLMOptions
-from voxpipe.sim.tts import SimTTS, SimTTSOptions
+from voxpipe.sim.tts import SimStreamTTS, SimTTS, SimTTSOptions
 
-__all__ = ["SimASR", "SimASROptions", "SimLLM", "SimLLMOptions", "SimTTS", "SimTTSOptions"]
+__all__ = [
+    "SimASR",
+    "SimASROptions",
+    "SimLLM",
+    "SimLLMOptions",
+    "SimStreamTTS",
+    "SimTTS",
+    "SimTTSOptions",
+]

@@ -1,5 +1,10 @@
-"""SimASR: energy endpointing on the frames it is given, partials while speech flows, then a
-final transcript ``finalization_ms`` after the detected end of speech."""
+"""SimASR: "recognises" simulated speech from the frames' scripts, on the session's VAD.
+
+It has no endpointer of its own: partial transcripts come while the session's VAD says the
+user is speaking, and the final one ``finalization_ms`` after the VAD ends the utterance.
+Audio without a script (a real recording) is heard as ``[speech 1.2 s]``; a script of ""
+is a sound with no words (a cough, a door), heard as nothing.
+"""
 
 from __future__ import annotations
 
@@ -11,100 +16,124 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from voxpipe.audio import AudioFrame
 from voxpipe.hookspecs import BackendContext
-from voxpipe.protocols import Transcript
+from voxpipe.protocols import ASREvent, Transcript
 from voxpipe.sim.voice import WORDS_PER_MINUTE
-from voxpipe.streams import Emit, pumped
-from voxpipe.vad import DEFAULT_THRESHOLD_DB, EnergyVAD, Utterance
+from voxpipe.streams import Channel
+from voxpipe.vad import Utterance
 
 
 class SimASROptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    endpoint_ms: float = Field(200, ge=20, description="silence that ends an utterance")
-    finalization_ms: float = Field(100, ge=0, description="final delay after the endpoint")
+    finalization_ms: float = Field(100, ge=0, description="final delay after the end of speech")
     first_partial_ms: float = Field(60, ge=0, description="speech heard before the first partial")
     partial_interval_ms: float = Field(250, gt=0, description="speech between later partials")
-    threshold_db: float = Field(DEFAULT_THRESHOLD_DB, le=0, description="speech threshold, dBFS")
     confidence: float = Field(0.95, ge=0, le=1)
 
 
 class SimASR:
-    """Hears the audio for real (energy), "recognises" the script of simulated speech."""
+    """One ``SimASRStream`` per session."""
 
     def __init__(
         self, options: SimASROptions | None = None, context: BackendContext | None = None
     ) -> None:
         self.options = options or SimASROptions()
 
-    def transcribe(self, audio: AsyncIterator[AudioFrame]) -> AsyncIterator[Transcript]:
-        return pumped(lambda emit: self._listen(audio, emit))
+    def listen(self) -> SimASRStream:
+        return SimASRStream(self.options)
 
-    async def _listen(self, audio: AsyncIterator[AudioFrame], emit: Emit[Transcript]) -> None:
-        opts = self.options
-        loop = asyncio.get_running_loop()
-        vad = EnergyVAD(opts.threshold_db, opts.endpoint_ms)
-        scripts: list[str] = []
-        next_partial_ms = opts.first_partial_ms
-        last_final_at = loop.time()
-        last_frame: AudioFrame | None = None
-        last_partial = ""
+    async def aclose(self) -> None:
+        return None
+
+
+class SimASRStream:
+    """Partials while the user speaks, the final ``finalization_ms`` after each utterance."""
+
+    def __init__(self, options: SimASROptions) -> None:
+        self.options = options
+        self._events: Channel[ASREvent] = Channel()
+        self._loop = asyncio.get_running_loop()
         # Loop time of session time 0. Frames arrive once captured, at their end time or a
         # little later; the earliest arrival gives the truest mapping.
-        origin = math.inf
-        async for frame in audio:
-            last_frame = frame
-            origin = min(origin, loop.time() - frame.end_ms / 1000.0)
-            voiced = vad.is_voiced(frame)
-            if voiced and not vad.in_speech:
-                scripts, next_partial_ms, last_partial = [], opts.first_partial_ms, ""
-            if voiced and frame.script and (not scripts or scripts[-1] != frame.script):
-                scripts.append(frame.script)
-            utterance = vad.update(frame)
-            if voiced and vad.speech_start_ms is not None:
-                heard = frame.end_ms - vad.speech_start_ms
-                if heard >= next_partial_ms:
-                    next_partial_ms = heard + opts.partial_interval_ms
-                    text = self._text(scripts, heard)
-                    if text != last_partial:
-                        last_partial = text
-                        emit(Transcript(text, False, opts.confidence))
-            if utterance is not None:
-                last_final_at = self._finalize(utterance, scripts, origin, emit, loop)
-        if last_frame is not None and (utterance := vad.end(last_frame.end_ms)) is not None:
-            last_final_at = self._finalize(utterance, scripts, origin, emit, loop)
-        await asyncio.sleep(max(last_final_at - loop.time(), 0))  # the last final is out
+        self._origin = math.inf
+        self._scripts: list[str] = []  # lines heard since the last final
+        self._last_script: str | None = None
+        self._unscripted = False  # real audio (no script) heard since the last final
+        self._speech_start: float | None = None
+        self._last_end_ms = 0.0
+        self._next_partial_ms = 0.0
+        self._last_partial = ""
+        self._pending: list[asyncio.TimerHandle] = []
+        self._ending = False
 
-    def _finalize(
-        self,
-        utterance: Utterance,
-        scripts: list[str],
-        origin: float,
-        emit: Emit[Transcript],
-        loop: asyncio.AbstractEventLoop,
-    ) -> float:
-        """Schedule the final ``finalization_ms`` after the endpoint; returns its loop time."""
-        at = origin + (utterance.detected_ms + self.options.finalization_ms) / 1000.0
-        loop.call_at(at, emit, self._final(utterance, list(scripts)))
-        return at
+    def push(self, frame: AudioFrame) -> None:
+        self._origin = min(self._origin, self._loop.time() - frame.end_ms / 1000.0)
+        script = frame.script
+        if script is None:
+            self._unscripted = True
+        elif not script:
+            self._last_script = None  # silence or a sound: the next line is a new one
+        elif script != self._last_script:
+            self._scripts.append(script)
+            self._last_script = script
+        self._last_end_ms = frame.end_ms
+        if self._speech_start is not None:
+            self._partial(frame.end_ms)
 
-    def _final(self, utterance: Utterance, words: list[str]) -> Transcript:
+    def speech_started(self, at_ms: float) -> None:
+        self._speech_start = at_ms
+        self._next_partial_ms = self.options.first_partial_ms
+        self._last_partial = ""
+        self._partial(self._last_end_ms)  # the frame that confirmed the speech counts
+
+    def speech_ended(self, utterance: Utterance) -> None:
         heard = utterance.end_ms - utterance.start_ms
-        return Transcript(
-            self._text(words, heard, final=True),
+        final = Transcript(
+            self._text(heard, final=True),
             True,
             self.options.confidence,
             endpoint_ms=utterance.detected_ms,
         )
+        self._scripts, self._speech_start, self._unscripted = [], None, False
+        at = self._origin + (utterance.detected_ms + self.options.finalization_ms) / 1000.0
+        self._pending.append(self._loop.call_at(at, self._emit_final, final))
 
-    @staticmethod
-    def _text(scripts: list[str], heard_ms: float, final: bool = False) -> str:
-        if not scripts:
-            return f"[speech {heard_ms / 1000:.1f} s]"
-        text = " ".join(scripts).split()
-        if final:
-            return " ".join(text)
-        spoken = math.ceil(heard_ms * WORDS_PER_MINUTE / 60_000)
-        return " ".join(text[: max(1, spoken)])
+    def _emit_final(self, final: Transcript) -> None:
+        self._pending.pop(0)  # finals fall due in the order their utterances ended
+        self._events.put(final)
+        if self._ending and not self._pending:
+            self._events.close()
+
+    def end_input(self) -> None:
+        self._ending = True
+        if not self._pending:
+            self._events.close()
+
+    def __aiter__(self) -> AsyncIterator[ASREvent]:
+        return self._events
 
     async def aclose(self) -> None:
-        return None
+        for timer in self._pending:
+            timer.cancel()
+        self._pending.clear()
+        self._events.close()
+
+    def _partial(self, now_ms: float) -> None:
+        assert self._speech_start is not None
+        heard = now_ms - self._speech_start
+        if heard < self._next_partial_ms:
+            return
+        self._next_partial_ms = heard + self.options.partial_interval_ms
+        text = self._text(heard)
+        if text and text != self._last_partial:
+            self._last_partial = text
+            self._events.put(Transcript(text, False, self.options.confidence))
+
+    def _text(self, heard_ms: float, final: bool = False) -> str:
+        if not self._scripts:
+            return f"[speech {heard_ms / 1000:.1f} s]" if self._unscripted else ""
+        words = " ".join(self._scripts).split()
+        if final:
+            return " ".join(words)
+        spoken = math.ceil(heard_ms * WORDS_PER_MINUTE / 60_000)
+        return " ".join(words[: max(1, spoken)])

@@ -1,4 +1,5 @@
-"""SimLLM: keyword replies streamed word by word at a set first-token delay and token rate."""
+"""SimLLM: keyword replies streamed word by word at a set first-token delay and token rate,
+then the usage (one token per word)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from voxpipe.hookspecs import BackendContext
-from voxpipe.protocols import Message
+from voxpipe.protocols import LLMEvent, Message, TextDelta, Usage
 
 DEFAULT_RESPONSES = {
     "hello": "Hello! I'm doing great, thanks for asking. How can I help you today?",
@@ -49,15 +50,18 @@ class SimLLM:
                 return reply
         return responses.get("default", DEFAULT_RESPONSES["default"])
 
-    async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
+    async def chat(self, messages: Sequence[Message]) -> AsyncIterator[LLMEvent]:
         loop = asyncio.get_running_loop()
         start = loop.time()
         first = self.options.first_token_ms / 1000.0
         interval = 1.0 / self.options.tokens_per_second
-        for i, token in enumerate(_TOKEN.findall(self.reply_for(messages))):
+        tokens = _TOKEN.findall(self.reply_for(messages))
+        for i, token in enumerate(tokens):
             # Absolute deadlines: pacing does not drift with scheduling delays.
             await asyncio.sleep(max(start + first + i * interval - loop.time(), 0))
-            yield token
+            yield TextDelta(token)
+        prompt = sum(len(m.content.split()) for m in messages)
+        yield Usage(prompt, len(tokens), prompt + len(tokens))
 
     async def aclose(self) -> None:
         return None

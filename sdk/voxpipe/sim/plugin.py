@@ -1,11 +1,13 @@
-"""The sim backends' plugin module, registered by the core distribution's own entry point."""
+"""The built-in backends (the simulated ones and the energy VAD), registered by the core
+distribution's own entry point exactly as a third-party plugin registers."""
 
 from __future__ import annotations
 
 from voxpipe.hookspecs import PLUGIN_API_VERSION, BackendSpec, hookimpl
 from voxpipe.sim.asr import SimASR, SimASROptions
 from voxpipe.sim.llm import SimLLM, SimLLMOptions
-from voxpipe.sim.tts import SimTTS, SimTTSOptions
+from voxpipe.sim.tts import SimStreamTTS, SimTTS, SimTTSOptions
+from voxpipe.vad import EnergyVAD, EnergyVADOptions
 
 
 @hookimpl
@@ -17,7 +19,7 @@ def voxpipe_backends() -> list[BackendSpec]:
             SimASR,
             SimASROptions,
             PLUGIN_API_VERSION,
-            "energy endpointing on the real frames; text from simulated speech",
+            "text from simulated speech, on the session's VAD",
         ),
         BackendSpec(
             "llm",
@@ -33,6 +35,22 @@ def voxpipe_backends() -> list[BackendSpec]:
             SimTTS,
             SimTTSOptions,
             PLUGIN_API_VERSION,
-            "audible speech-like PCM, faster than real time",
+            "audible speech-like PCM, faster than real time, with word alignment",
+        ),
+        BackendSpec(
+            "tts",
+            "sim-stream",
+            SimStreamTTS,
+            SimTTSOptions,
+            PLUGIN_API_VERSION,
+            "like sim, fed the reply's text as it is written (streaming text input)",
+        ),
+        BackendSpec(
+            "vad",
+            "energy",
+            EnergyVAD.from_options,
+            EnergyVADOptions,
+            PLUGIN_API_VERSION,
+            "frame energy against a threshold (dBFS)",
         ),
     ]

@@ -1,16 +1,18 @@
 """SimTTS: audible speech-like PCM whose length follows the text, after a first-chunk delay,
-produced ``speed`` times faster than real time."""
+produced ``speed`` times faster than real time, with the time each word is spoken.
+SimStreamTTS takes the text as it is written and speaks each word once it is complete."""
 
 from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from voxpipe.audio import AudioFrame
 from voxpipe.hookspecs import BackendContext
+from voxpipe.protocols import Alignment, TTSOutput
 from voxpipe.sim.voice import WORDS_PER_MINUTE, speech_frames
 
 
@@ -24,7 +26,8 @@ class SimTTSOptions(BaseModel):
 
 
 class SimTTS:
-    """Speaks any text as a pitched, syllable-shaped buzz in session-rate frames."""
+    """Speaks any text as a pitched, syllable-shaped buzz in session-rate frames; each word
+    gets an equal share of the audio, announced by an ``Alignment`` before its first frame."""
 
     def __init__(
         self, options: SimTTSOptions | None = None, context: BackendContext | None = None
@@ -32,10 +35,18 @@ class SimTTS:
         self.options = options or SimTTSOptions()
         self.context = context or BackendContext()
 
-    async def synthesize(self, text: str) -> AsyncIterator[AudioFrame]:
+    async def synthesize(self, text: str) -> AsyncIterator[TTSOutput]:
+        pace = _Pace(self.options, self.context)
+        async for item in pace.speak(self._speak(text, 0.0)):
+            yield item
+
+    def _speak(self, text: str, offset_ms: float) -> Iterator[TTSOutput]:
+        """Frames of ``text`` with each word's alignment (audio time from ``offset_ms``) put
+        before the frame its speech starts in."""
         opts, ctx = self.options, self.context
-        loop = asyncio.get_running_loop()
-        start = loop.time()
+        words = text.split()
+        if not words:
+            return
         frames = speech_frames(
             text,
             ctx.sample_rate,
@@ -44,10 +55,60 @@ class SimTTS:
             words_per_minute=opts.words_per_minute,
             seed=zlib.crc32(text.encode()),
         )
-        for i, frame in enumerate(frames):
-            ready = start + (opts.first_chunk_ms + i * ctx.frame_ms / opts.speed) / 1000.0
-            await asyncio.sleep(max(ready - loop.time(), 0))
+        word_ms = 60_000.0 / opts.words_per_minute
+        next_word, at = 0, 0.0
+        for frame in frames:
+            while next_word < len(words) and next_word * word_ms < at + frame.duration_ms:
+                piece = words[next_word] + (" " if next_word + 1 < len(words) else "")
+                begin = offset_ms + next_word * word_ms
+                yield Alignment(piece, begin, begin + word_ms)
+                next_word += 1
+            at += frame.duration_ms
             yield frame
 
     async def aclose(self) -> None:
         return None
+
+
+class SimStreamTTS(SimTTS):
+    """A streaming-input TTS: reads the reply's text deltas as they come and speaks each word
+    as soon as it is complete (a space after it, or the end of the text)."""
+
+    async def synthesize_stream(self, text: AsyncIterator[str]) -> AsyncIterator[TTSOutput]:
+        pace = _Pace(self.options, self.context)
+        buffer = ""
+        async for delta in text:
+            *complete, buffer = (buffer + delta).split(" ")  # the last may be half-written
+            for word in complete:
+                if word:
+                    async for item in pace.speak(self._speak(word + " ", pace.offset_ms)):
+                        yield item
+        for word in buffer.split():
+            async for item in pace.speak(self._speak(word + " ", pace.offset_ms)):
+                yield item
+
+
+class _Pace:
+    """Releases frames ``speed`` times faster than real time, the first ``first_chunk_ms``
+    after the first request; counts the audio released (``offset_ms``)."""
+
+    def __init__(self, options: SimTTSOptions, context: BackendContext) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._first_s = options.first_chunk_ms / 1000.0
+        self._frame_s = context.frame_ms / 1000.0 / options.speed
+        self._ready: float | None = None  # loop time the next frame is ready
+        self.offset_ms = 0.0
+
+    async def speak(self, items: Iterator[TTSOutput]) -> AsyncIterator[TTSOutput]:
+        """Release ``items``, text that has just arrived: synthesis of it starts now."""
+        loop = self._loop
+        now = loop.time()
+        ready = now + self._first_s if self._ready is None else max(self._ready, now)
+        for item in items:
+            if type(item) is AudioFrame:
+                # Absolute deadlines: pacing does not drift with scheduling delays.
+                await asyncio.sleep(max(ready - loop.time(), 0))
+                ready += self._frame_s
+                self.offset_ms += item.duration_ms
+            yield item
+        self._ready = ready

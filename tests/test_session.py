@@ -1,4 +1,5 @@
-"""The orchestrator under virtual time: stages add up exactly, TTS overlaps the LLM."""
+"""Sessions under virtual time: stages add up exactly, TTS overlaps the LLM, history and
+events, recordings, cancellation and failures."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from voxpipe import (
     PhrasePolicy,
     ProviderError,
     SimSpeechSource,
+    TurnSettings,
     VoiceAgent,
     read_wav,
 )
+from voxpipe.protocols import TTSOutput
 from voxpipe.sim import SimASR, SimASROptions, SimLLM, SimLLMOptions, SimTTS, SimTTSOptions
 
 REPLY = "The weather is sunny with a temperature of 72 degrees. Anything else?"
@@ -34,7 +37,7 @@ def make_agent(
     system_prompt: str = "",
 ) -> VoiceAgent:
     return VoiceAgent(
-        SimASR(SimASROptions(endpoint_ms=200, finalization_ms=100)),
+        SimASR(SimASROptions(finalization_ms=100)),
         llm
         or SimLLM(
             SimLLMOptions(first_token_ms=300, tokens_per_second=50, responses={"default": REPLY})
@@ -43,6 +46,7 @@ def make_agent(
         phrases=policy,
         budgets=budgets,
         system_prompt=system_prompt,
+        turns=TurnSettings(endpoint_ms=200),
     )
 
 
@@ -58,7 +62,7 @@ async def test_time_to_first_audio_is_the_sum_of_the_stages(
     policy: PhrasePolicy, first_phrase_tokens: int
 ) -> None:
     agent = make_agent(policy=policy)
-    session = await agent.run(SimSpeechSource(["What's the weather like?"], agent=agent))
+    session = await agent.run(SimSpeechSource(["What's the weather like?"]))
 
     (turn,) = session.turns
     finalization = 200 + 100  # endpoint silence + finalization delay
@@ -84,7 +88,7 @@ async def test_time_to_first_audio_is_the_sum_of_the_stages(
 @pytest.mark.looptime
 async def test_serial_policy_waits_for_the_whole_reply() -> None:
     agent = make_agent(policy=PhrasePolicy(stream=False))
-    session = await agent.run(SimSpeechSource(["What's the weather like?"], agent=agent))
+    session = await agent.run(SimSpeechSource(["What's the weather like?"]))
     (turn,) = session.turns
     assert turn.stamps["tts_request"] == turn.stamps["llm_done"]
     assert turn.first_phrase == REPLY
@@ -97,19 +101,19 @@ class RecordingTTS(SimTTS):
         super().__init__(SimTTSOptions(first_chunk_ms=50, speed=4.0))
         self.calls: list[tuple[str, float]] = []
 
-    async def synthesize(self, text: str) -> AsyncIterator[AudioFrame]:
+    async def synthesize(self, text: str) -> AsyncIterator[TTSOutput]:
         import asyncio
 
         self.calls.append((text, asyncio.get_running_loop().time()))
-        async for frame in super().synthesize(text):
-            yield frame
+        async for item in super().synthesize(text):
+            yield item
 
 
 @pytest.mark.looptime
 async def test_next_phrase_is_synthesized_while_the_previous_one_plays() -> None:
     tts = RecordingTTS()
     agent = make_agent(tts=tts)
-    session = await agent.run(SimSpeechSource(["What's the weather like?"], agent=agent))
+    session = await agent.run(SimSpeechSource(["What's the weather like?"]))
     (turn,) = session.turns
     assert turn.phrases == len(tts.calls) >= 2
     first_phrase_ms = len(turn.first_phrase.split()) * 400.0  # SimTTS speaks 150 words/min
@@ -119,7 +123,8 @@ async def test_next_phrase_is_synthesized_while_the_previous_one_plays() -> None
 
 
 class EchoLLM:
-    """Records the messages it gets and answers with a fixed sentence."""
+    """A plugin API v1 LLM: records the messages it gets, answers with a fixed sentence and
+    reports token usage as ``last_usage``."""
 
     def __init__(self) -> None:
         self.seen: list[list[Message]] = []
@@ -140,7 +145,7 @@ async def test_history_carries_the_system_prompt_and_earlier_turns() -> None:
     llm = EchoLLM()
     agent = make_agent(llm=llm, system_prompt="Be brief.")
     lines = ["Hello there.", "What's the weather like?"]
-    session = await agent.run(SimSpeechSource(lines, agent=agent))
+    session = await agent.run(SimSpeechSource(lines))
     assert [t.user_text for t in session.turns] == lines
     # Token usage reported by the LLM lands in each turn's metrics.
     assert [t.extra["llm_usage"]["prompt_tokens"] for t in session.turns] == [18, 36]
@@ -163,7 +168,7 @@ async def test_events_report_states_transcripts_turns_and_budget_misses() -> Non
     agent.on("budget", lambda miss: misses.append((miss.name, miss.at_ms)))
     turns = []
     agent.on("turn", turns.append)
-    session = await agent.run(SimSpeechSource(["What's the weather like?"], agent=agent))
+    session = await agent.run(SimSpeechSource(["What's the weather like?"]))
 
     assert states == [
         AgentState.PROCESSING_SPEECH,
@@ -184,7 +189,7 @@ async def test_events_report_states_transcripts_turns_and_budget_misses() -> Non
 
 
 def test_unknown_event_is_rejected() -> None:
-    with pytest.raises(ValueError, match="state, transcript, turn, budget"):
+    with pytest.raises(ValueError, match="state, transcript, turn, budget, interruption"):
         make_agent().on("turns", print)
 
 
@@ -198,7 +203,7 @@ async def test_recording_lines_up_with_the_metrics(tmp_path) -> None:  # type: i
     agent = make_agent()
     path = tmp_path / "call.wav"
     session = await agent.run(
-        SimSpeechSource(["What's the weather like?"], agent=agent),
+        SimSpeechSource(["What's the weather like?"]),
         recorder=CallRecorder(path, 16_000),
     )
     (turn,) = session.turns
@@ -231,15 +236,15 @@ async def test_cancelling_a_session_mid_answer_leaves_nothing_running() -> None:
 
     agent = make_agent()
     sink = ClosingSink()
-    run = asyncio.create_task(
-        agent.run(SimSpeechSource(["What's the weather like?"], agent=agent), sink)
-    )
+    session = agent.session(SimSpeechSource(["What's the weather like?"]), sink)
+    run = asyncio.create_task(session.run())
     await asyncio.sleep(3.0)  # speech ends at 2.0 s; the answer starts playing at ~2.8 s
-    assert agent.state is AgentState.SPEAKING and sink.frames > 0
+    assert session.state is AgentState.SPEAKING and sink.frames > 0
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
         await run
     assert sink.closed
+    assert session.state is AgentState.LISTENING and not session.replies  # nothing stale
     assert asyncio.all_tasks() == {asyncio.current_task()}
 
 
@@ -266,8 +271,84 @@ async def test_a_provider_error_ends_the_session_with_that_error() -> None:
 
     agent = make_agent(llm=FailingLLM())
     sink = ClosingSink()
+    session = agent.session(SimSpeechSource(["What's the weather like?"]), sink)
     with pytest.raises(ProviderError, match="connection reset") as info:
-        await agent.run(SimSpeechSource(["What's the weather like?"], agent=agent), sink)
+        await session.run()
     assert info.value.provider == "flaky"
     assert FailingLLM.closed and sink.closed
+    assert session.state is AgentState.LISTENING
     assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+@pytest.mark.looptime
+async def test_say_speaks_a_greeting_before_the_user_speaks() -> None:
+    agent = make_agent()
+    session = agent.session(SimSpeechSource(["What's the weather like?"], lead_ms=3000))
+    greeting = session.say("Hello, how can I help?")
+    metrics = await session.run()
+    assert greeting.done and greeting.heard_text == "Hello, how can I help?"
+    assert [m.role for m in session.history] == ["assistant", "user", "assistant"]
+    assert session.history[0].content == "Hello, how can I help?"
+    (turn,) = metrics.turns  # a greeting is not a turn
+    assert turn.user_text == "What's the weather like?"
+
+
+@pytest.mark.looptime
+async def test_say_during_a_reply_waits_for_it_to_finish(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    agent = make_agent()
+    path = tmp_path / "call.wav"
+    session = agent.session(
+        SimSpeechSource(["What's the weather like?"], pause_ms=8000),
+        recorder=CallRecorder(path, 16_000),
+    )
+    said = []
+
+    def on_state(change: object) -> None:
+        if session.state is AgentState.SPEAKING and not said:
+            said.append(session.say("One more thing."))
+
+    session.on("state", on_state)
+    metrics = await session.run()
+    (turn,) = metrics.turns
+    (extra,) = said
+    assert extra.heard_text == "One more thing."
+    agent_audio = read_wav(path)[0][:, 1]
+    voiced_ms = np.count_nonzero(agent_audio) * 1000 / 16_000
+    assert voiced_ms == pytest.approx((len(REPLY.split()) + 3) * 400, abs=FRAME_MS)
+    # The second starts where the first ended: one voice at a time.
+    answer_end = round(turn.stamps["turn_end"] * 16)
+    assert np.any(agent_audio[answer_end : answer_end + 320])
+
+
+@pytest.mark.looptime
+async def test_a_streaming_tts_is_fed_the_deltas_as_they_come() -> None:
+    from voxpipe.sim import SimStreamTTS
+
+    agent = make_agent(tts=SimStreamTTS(SimTTSOptions(first_chunk_ms=150, speed=4.0)))
+    session = await agent.run(SimSpeechSource(["What's the weather like?"]))
+    (turn,) = session.turns
+    # The first delta goes to the TTS at once; "The" is complete when " weather" comes
+    # 20 ms later, and its audio 150 ms after that.
+    assert turn.stamps["tts_request"] == turn.stamps["llm_first_token"]
+    assert turn.latency("tts_ttfb") == pytest.approx(20 + 150)
+    assert turn.latency("time_to_first_audio") == pytest.approx(300 + 300 + 170)
+    assert sum(v or 0 for v in turn.stages().values()) == pytest.approx(
+        turn.latency("time_to_first_audio"), abs=1e-9
+    )
+    assert turn.heard_text == REPLY
+
+
+class CountingLLM(SimLLM):
+    closed = 0
+
+    async def aclose(self) -> None:
+        CountingLLM.closed += 1
+
+
+@pytest.mark.looptime
+async def test_backends_built_by_a_factory_are_closed_with_their_session() -> None:
+    agent = make_agent(llm=lambda: CountingLLM(SimLLMOptions(first_token_ms=50)))
+    CountingLLM.closed = 0
+    await agent.run(SimSpeechSource(["hello"]))
+    await agent.run(SimSpeechSource(["hello"]))
+    assert CountingLLM.closed == 2

@@ -1,0 +1,392 @@
+"""Reply: one spoken answer, three stages joined by channels.
+
+- generation: the LLM's events -> the reply's text, delta by delta (or a given text: ``say``)
+- speech: the TTS over that text stream -> audio frames, at most ``lookahead_ms`` ahead of
+  playout (a per-phrase TTS is fed by the phrase chunker; a streaming TTS gets the deltas)
+- playout: frames handed to the sink at the moment each should start playing
+
+``interrupt()`` silences the output at once and cancels the stages (their streams are
+closed); ``pause()`` / ``resume()`` hold the output for a possible false interruption.
+``heard_text`` is what the user heard, from the played position and the TTS alignment.
+``await reply`` waits until it has ended, for whatever reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator, Generator, Sequence
+from contextlib import aclosing
+from typing import TYPE_CHECKING, Any
+
+from voxpipe.audio import AudioFrame
+from voxpipe.protocols import Alignment, Message, TextDelta, ToolCall, Usage, tts_is_streaming
+from voxpipe.speech import SpokenText, synthesize_phrases
+from voxpipe.streams import Channel
+
+if TYPE_CHECKING:
+    from voxpipe.session import Session
+    from voxpipe.turns import Turn
+
+#: Synthesis refills the playout buffer in steps of this much audio, so it wakes once per
+#: step rather than once per frame.
+REFILL_MS = 200.0
+
+
+class AudioChannel:
+    """Frames from speech to playout, at most ``lookahead_ms`` of audio ahead of playout."""
+
+    __slots__ = ("_closed", "_frames", "_getter", "_ms", "_putter", "_refill_at", "limit_ms")
+
+    def __init__(self, lookahead_ms: float) -> None:
+        self.limit_ms = lookahead_ms
+        self._refill_at = max(lookahead_ms - REFILL_MS, 0.0)
+        self._frames: deque[AudioFrame] = deque()
+        self._ms = 0.0
+        self._getter: asyncio.Future[None] | None = None
+        self._putter: asyncio.Future[None] | None = None
+        self._closed = False
+
+    async def put(self, frame: AudioFrame) -> None:
+        """Add a frame; waits while the buffer is full."""
+        if self._ms >= self.limit_ms:
+            self._putter = asyncio.get_running_loop().create_future()
+            try:
+                await self._putter
+            finally:
+                self._putter = None
+        self._frames.append(frame)
+        self._ms += frame.duration_ms
+        _wake(self._getter)
+
+    def unget(self, frame: AudioFrame) -> None:
+        """Put a frame back at the front (it was not played)."""
+        self._frames.appendleft(frame)
+        self._ms += frame.duration_ms
+        _wake(self._getter)
+
+    def get_nowait(self) -> AudioFrame | None:
+        if not self._frames:
+            return None
+        frame = self._frames.popleft()
+        self._ms -= frame.duration_ms
+        if self._putter is not None and self._ms <= self._refill_at:
+            _wake(self._putter)
+        return frame
+
+    async def get(self) -> AudioFrame | None:
+        """The next frame; ``None`` once the channel is closed and empty."""
+        while not self._frames:
+            if self._closed:
+                return None
+            self._getter = asyncio.get_running_loop().create_future()
+            try:
+                await self._getter
+            finally:
+                self._getter = None
+        return self.get_nowait()
+
+    def close(self) -> None:
+        self._closed = True
+        _wake(self._getter)
+
+
+def _wake(waiter: asyncio.Future[None] | None) -> None:
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
+
+
+class Reply:
+    """One spoken answer of a session. Made by the session (``session.say(text)`` or at the
+    end of a user turn); ``interrupt()`` it, read ``heard_text``, ``await`` its end."""
+
+    def __init__(
+        self,
+        session: Session,
+        *,
+        messages: Sequence[Message] | None = None,
+        text: str | None = None,
+        turn: Turn | None = None,
+        interruptible: bool = True,
+    ) -> None:
+        self.session, self.turn, self.interruptible = session, turn, interruptible
+        self._messages, self._given = messages, text
+        #: What the LLM has written so far (the given text for ``say``).
+        self.text = text.strip() if text is not None else ""
+        #: What the user heard: all of ``text`` once it has played, less if interrupted.
+        self.heard_text = ""
+        self.tool_calls: list[ToolCall] = []
+        self.interrupted = False
+        self.done = False
+        self.started_ms = 0.0
+        self._text_out: Channel[str] = Channel()
+        self._audio = AudioChannel(session.agent.lookahead_ms)
+        self._spoken = SpokenText()
+        self._task: asyncio.Task[None] | None = None
+        self._ended = asyncio.Event()
+        self._asked: float | None = None  # when speech last asked the TTS for audio
+        # playout
+        self._playing: AudioFrame | None = None  # the frame last handed to the sink
+        self._playing_offset = 0.0  # its position in the reply's audio
+        self._played_ms = 0.0
+        self._started_playout = False
+        self._hold: asyncio.Event | None = None
+        self._paused: tuple[float, float] | None = None  # (detected, silent) of the hold
+
+    @property
+    def active(self) -> bool:
+        """Started or waiting to start, and neither ended nor interrupted."""
+        return not self.done and not self.interrupted
+
+    @property
+    def held(self) -> bool:
+        """Output stopped by a possible interruption, waiting to resume or be cancelled."""
+        return self._hold is not None
+
+    @property
+    def playing(self) -> bool:
+        return self._started_playout and self.active and not self.held
+
+    def start(self) -> None:
+        self.started_ms = self.session.clock.now_ms()
+        self._task = self.session.group.create_task(self._run())
+
+    def __await__(self) -> Generator[Any, None, bool]:
+        return self._ended.wait().__await__()
+
+    # --- control ---------------------------------------------------------------------------
+
+    def interrupt(self, at_ms: float | None = None) -> None:
+        """Stop now: the output goes silent at ``at_ms`` (now) or within the frame playing,
+        the LLM and TTS streams are closed, and the history keeps only what was heard."""
+        if not self.active:
+            return
+        if self._paused is not None:
+            detected, silent = self._paused
+        else:
+            detected = self.session.clock.now_ms() if at_ms is None else at_ms
+            silent = self._silence(detected)
+        self.interrupted = True
+        if self.turn is not None:
+            metrics = self.turn.metrics
+            metrics.interrupted = True
+            metrics.mark_cut_short()
+            self.turn.stamp("interruption_detected", detected)
+            self.turn.stamp("output_silent", silent)
+        if self._task is None:
+            self._finish()
+        else:
+            self._task.cancel()
+
+    def pause(self, at_ms: float) -> float:
+        """Stop the output at ``at_ms`` (now) and hold the rest; returns when it went silent."""
+        if self._paused is not None or not self.active:
+            return at_ms
+        silent = self._silence(at_ms)
+        self._hold = asyncio.Event()
+        self._paused = (at_ms, silent)
+        return silent
+
+    def resume(self) -> None:
+        """Carry on playing from where ``pause`` stopped."""
+        if self._hold is None or self._paused is None:
+            return
+        detected, silent = self._paused
+        if self.turn is not None:
+            resumed = self.session.clock.now_ms()
+            self.turn.metrics.false_interruptions.append(
+                {"detected_ms": detected, "silent_ms": silent, "resumed_ms": resumed}
+            )
+        hold, self._hold, self._paused = self._hold, None, None
+        hold.set()
+
+    @property
+    def silent_ms(self) -> float | None:
+        """When a pause or interruption silenced the output, if one did."""
+        if self._paused is not None:
+            return self._paused[1]
+        return None if self.turn is None else self.turn.metrics.stamps.get("output_silent")
+
+    def _silence(self, at_ms: float) -> float:
+        """Cut what is audible at ``at_ms``: the sink drops the rest of the frame playing (or
+        plays it out, without ``clear``); the unplayed part goes back to be resumed."""
+        playing = self._playing
+        if playing is None or playing.end_ms <= at_ms:
+            return at_ms
+        session = self.session
+        clear = getattr(session.sink, "clear", None)
+        silent = clear(at_ms) if clear is not None else playing.end_ms
+        silent = min(max(silent, at_ms), playing.end_ms)
+        if session.recorder is not None:
+            session.recorder.agent.cut(silent)
+        played = max(silent - playing.start_ms, 0.0)
+        self._played_ms = self._playing_offset + played
+        cut = round(played * playing.sample_rate / 1000.0)
+        if cut < len(playing.samples):
+            rest = AudioFrame(playing.samples[cut:], playing.sample_rate, silent, playing.script)
+            self._audio.unget(rest)
+        self._playing = None
+        return silent
+
+    # --- the stages --------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            async with asyncio.TaskGroup() as stages:
+                stages.create_task(self._speak())
+                stages.create_task(self._play())
+                await self._generate()  # in this task: the request goes out one hop sooner
+        except asyncio.CancelledError:
+            if not self.interrupted:
+                raise
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+        except BaseExceptionGroup as group:
+            raise first_error(group) from None
+        finally:
+            self._finish()
+
+    def _finish(self) -> None:
+        if self.done:
+            return
+        self.done = True
+        self.heard_text = self._spoken.heard(self._played_ms) if self.interrupted else self.text
+        if self.turn is not None and self.interrupted:
+            self.turn.metrics.stamp("turn_end", self.silent_ms or self.session.clock.now_ms())
+        self._ended.set()
+        self.session.reply_ended(self)
+
+    def _stamp(self, name: str, at_ms: float | None = None) -> None:
+        if self.turn is not None and not self.interrupted:
+            self.turn.stamp(name, self.session.clock.now_ms() if at_ms is None else at_ms)
+
+    async def _generate(self) -> None:
+        """LLM events -> the text channel (or the given text, at once)."""
+        out = self._text_out
+        if self._messages is None:
+            out.put(self.text)
+            out.close()
+            return
+        session, turn = self.session, self.turn
+        parts: list[str] = []
+        self._stamp("llm_request")
+        try:
+            async with aclosing(session.llm.chat(self._messages)) as events:
+                async for event in events:
+                    kind = type(event)
+                    if kind is TextDelta:
+                        if not parts:
+                            self._stamp("llm_first_token")
+                        parts.append(event.text)
+                        out.put(event.text)
+                    elif kind is Usage and turn is not None:
+                        turn.metrics.extra["llm_usage"] = event.to_dict()
+                    elif kind is ToolCall:
+                        self.tool_calls.append(event)
+            self._stamp("llm_done")
+        finally:
+            out.close()
+            self.text = "".join(parts).strip()
+        if turn is not None:
+            turn.metrics.llm_deltas = len(parts)
+            stamps = turn.metrics.stamps
+            if len(parts) > 1 and "llm_done" in stamps:
+                per_delta = (stamps["llm_done"] - stamps["llm_first_token"]) / (len(parts) - 1)
+                turn.watch.rate("llm_token_generation", per_delta)
+
+    async def _speak(self) -> None:
+        """The text stream -> TTS -> the audio channel, noting which text the audio speaks."""
+        session, spoken, audio, clock = self.session, self._spoken, self._audio, self.session.clock
+        tts = session.tts
+        if tts_is_streaming(tts):
+            frames = tts.synthesize_stream(self._fed_text())
+        else:
+            frames = synthesize_phrases(tts, self._text_out, session.agent.phrases, self._on_phrase)
+        gaps_ms, gaps = 0.0, 0
+        async with aclosing(frames) as items:
+            async for item in items:
+                if type(item) is Alignment:
+                    spoken.align(item)
+                    continue
+                if self._asked is None:
+                    self._stamp("tts_first_audio")
+                else:
+                    gaps_ms, gaps = gaps_ms + clock.now_ms() - self._asked, gaps + 1
+                spoken.produced_ms += item.duration_ms
+                await audio.put(item)
+                self._asked = clock.now_ms()
+        spoken.done = True
+        audio.close()
+        if gaps and self.turn is not None:
+            self.turn.watch.rate("tts_chunk_generation", gaps_ms / gaps)
+
+    def _on_phrase(self, phrase: str) -> None:
+        """The phrase chunker hands a phrase to a per-phrase TTS."""
+        self._asked = None  # its first frame is a first frame, not a gap
+        self._spoken.begin(phrase)
+        if self.turn is not None:
+            metrics = self.turn.metrics
+            if metrics.phrases == 0:
+                metrics.first_phrase = phrase
+                self._stamp("tts_request")
+            metrics.phrases += 1
+
+    async def _fed_text(self) -> AsyncIterator[str]:
+        """The text deltas as a streaming TTS reads them."""
+        async for delta in self._text_out:
+            if self.turn is not None and self.turn.metrics.phrases == 0:
+                self.turn.metrics.first_phrase, self.turn.metrics.phrases = delta.strip(), 1
+                self._stamp("tts_request")
+            self._spoken.extend(delta)
+            yield delta
+
+    async def _play(self) -> None:
+        """Hand frames to the sink at the moment each should start playing, after any reply
+        of this session that is playing already."""
+        session, audio, clock = self.session, self._audio, self.session.clock
+        sink, recorder = session.sink, session.recorder
+        frame = await audio.get()
+        if frame is None:  # nothing to say (an empty reply)
+            self._stamp("turn_end")
+            return
+        async with session.output:
+            play_at = clock.now_ms()
+            while True:
+                if self._hold is not None:  # paused: keep the frame, wait, carry on
+                    if frame is not None:
+                        audio.unget(frame)
+                    await self._hold.wait()
+                    play_at = clock.now_ms()
+                    frame = audio.get_nowait() or await audio.get()
+                    continue
+                if frame is None:
+                    break
+                if not self._started_playout:
+                    self._started_playout = True
+                    self._stamp("playout_start", play_at)
+                    session.refresh_state()
+                placed = frame.at(play_at)
+                self._playing, self._playing_offset = placed, self._played_ms
+                await sink.write(placed)
+                if recorder is not None:
+                    recorder.agent.add(placed)
+                self._played_ms += frame.duration_ms
+                play_at += frame.duration_ms
+                frame = audio.get_nowait() or await audio.get()
+                if frame is not None and play_at < (now := clock.now_ms()):
+                    play_at = now  # TTS fell behind: play the frame as it arrives
+                else:
+                    await clock.sleep_until(play_at)  # its start, or the end of the last one
+        self._playing = None
+        self._stamp("turn_end")
+
+
+def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first real error inside (possibly nested) task-group errors."""
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            return first_error(exc)
+        if not isinstance(exc, asyncio.CancelledError):
+            return exc
+    return group.exceptions[0]
