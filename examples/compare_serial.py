@@ -21,7 +21,7 @@ LINES = ["Hello, how are you today?", "What's the weather like?", "Can you tell 
 async def demo(stream: bool) -> SessionMetrics:
     agent = VoiceAgent.from_config({"agent": {"phrases": {"stream": stream}}})
     async with agent:
-        return await agent.run(SimSpeechSource(LINES, agent=agent))
+        return await agent.run(SimSpeechSource(LINES))
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ async def run_demo() -> None:
     agent.on("turn", lambda turn: print(f"agent: {turn.agent_text}"))
     lines = ["Hello, how are you today?", "What's the weather like?", "Can you tell me the time?"]
     async with agent:
-        session = await agent.run(SimSpeechSource(lines, agent=agent))
+        session = await agent.run(SimSpeechSource(lines))
     print_session(session)
 
 

@@ -214,6 +214,17 @@ async def test_an_interruption_without_words_resumes_where_it_stopped(
     assert turn.stamps["turn_end"] == pytest.approx(PLAYOUT_START + reply_ms + 500, abs=1)
     hole = agent_track[round(DETECTED * 16) : round((DETECTED + 500) * 16)]
     assert not np.any(hole)
+    # ...and it carries on from the very sample where it stopped.
+    calm = tmp_path / "calm.wav"
+    await make_agent().run(
+        SimSpeechSource(["What's the weather like?"], pause_ms=8000), recorder=CallRecorder(calm)
+    )
+    uninterrupted = read_wav(calm)[0][:, 1]
+    held = np.concatenate(
+        [agent_track[: round(DETECTED * 16)], agent_track[round((DETECTED + 500) * 16) :]]
+    )
+    end = round((PLAYOUT_START + reply_ms) * 16)
+    assert np.array_equal(held[:end], uninterrupted[:end])
 
 
 @pytest.mark.looptime

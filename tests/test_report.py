@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 
@@ -244,3 +245,44 @@ def test_titles_show_bracketed_transcripts_literally() -> None:
     console.print(turn_table(turn))
     text = console.export_text()
     assert '"[speech 1.2 s]"' in text and "[bold]hi[/bold]" in text
+
+
+def _interrupted() -> tuple[TurnMetrics, TurnMetrics]:
+    first = _turn(1, 0.0, 250.0, "What's the weather like?", "The weather is sunny today.")
+    first.stamps["interruption_detected"] = first.stamps["playout_start"] + 1810
+    first.stamps["output_silent"] = first.stamps["interruption_detected"] + 4
+    first.stamps["turn_end"] = first.stamps["output_silent"]
+    first.interrupted, first.heard_text = True, "The weather is"
+    first.cut_short = ["total"]
+    first.false_interruptions = [{"detected_ms": 3000.0, "silent_ms": 3000.0, "resumed_ms": 3500.0}]
+    second = _turn(2, first.stamps["interruption_detected"] - 300, 250.0, "wait stop", "Okay.")
+    return first, second
+
+
+def test_an_interruption_is_told_in_the_turn_table_and_the_summary() -> None:
+    first, second = _interrupted()
+    console = Console(record=True, width=200)
+    console.print(turn_table(first))
+    console.print(summary_table(SessionMetrics(turns=[first, second])))
+    text = console.export_text()
+    assert (
+        'Interrupted 1810 ms into the answer: output silent 4 ms after detection. Heard: "The '
+        'weather is"' in text
+    )
+    assert "False interruption: output silent 0 ms after detection, resumed 500 ms later" in text
+    assert re.search(r"total\s+cut short", text)
+    assert "2 turns, 1 interrupted, 1 resumed" in text
+
+
+def test_interruption_fields_survive_a_json_round_trip(tmp_path: Path) -> None:
+    first, second = _interrupted()
+    session = SessionMetrics(turns=[first, second])
+    again = SessionMetrics.from_dict(json.loads(session.to_json()))
+    assert again.turns[0].heard_text == "The weather is"
+    assert again.turns[0].cut_short == ["total"]
+    assert again.turns[0].false_interruptions == first.false_interruptions
+    assert again.turns[0].stamps["output_silent"] == first.stamps["output_silent"]
+    assert again.interruptions() == {"interrupted_turns": 1, "resumed_turns": 1}
+    # "total" was cut short: it is left out of the statistics, the second turn's is in.
+    assert again.summary()["total_ms"]["count"] == 1
+    assert plot_timeline(again, tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"

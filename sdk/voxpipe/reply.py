@@ -132,6 +132,7 @@ class Reply:
         self._started_playout = False
         self._hold: asyncio.Event | None = None
         self._paused: tuple[float, float] | None = None  # (detected, silent) of the hold
+        self._rest: AudioFrame | None = None  # the unplayed part of the frame a pause cut
 
     @property
     def active(self) -> bool:
@@ -209,7 +210,7 @@ class Reply:
 
     def _silence(self, at_ms: float) -> float:
         """Cut what is audible at ``at_ms``: the sink drops the rest of the frame playing (or
-        plays it out, without ``clear``); the unplayed part goes back to be resumed."""
+        plays it out, without ``clear``); the unplayed part is kept to be resumed."""
         playing = self._playing
         if playing is None or playing.end_ms <= at_ms:
             return at_ms
@@ -223,8 +224,7 @@ class Reply:
         self._played_ms = self._playing_offset + played
         cut = round(played * playing.sample_rate / 1000.0)
         if cut < len(playing.samples):
-            rest = AudioFrame(playing.samples[cut:], playing.sample_rate, silent, playing.script)
-            self._audio.unget(rest)
+            self._rest = AudioFrame(playing.samples[cut:], playing.sample_rate, silent)
         self._playing = None
         return silent
 
@@ -353,9 +353,12 @@ class Reply:
         async with session.output:
             play_at = clock.now_ms()
             while True:
-                if self._hold is not None:  # paused: keep the frame, wait, carry on
+                if self._hold is not None:  # paused: keep what is unplayed, wait, carry on
                     if frame is not None:
                         audio.unget(frame)
+                    if self._rest is not None:
+                        audio.unget(self._rest)
+                        self._rest = None
                     await self._hold.wait()
                     play_at = clock.now_ms()
                     frame = audio.get_nowait() or await audio.get()

@@ -250,7 +250,34 @@ def _x_range(turns: list[TurnMetrics]) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def _draw_turn(ax: Axes, turn: TurnMetrics, in_per_ms: float) -> None:
+def _barge_in_ms(turn: TurnMetrics, after: TurnMetrics | None) -> float:
+    start = after.stamps.get("speech_start") if after is not None else None
+    detected = turn.stamps.get("interruption_detected", 0.0)
+    return 0.0 if start is None else detected - start
+
+
+def _draw_barge_in(ax: Axes, turn: TurnMetrics, after: TurnMetrics | None, origin: float) -> None:
+    """The user's speech that interrupted this turn's answer (the next turn's), up to the
+    moment it was detected."""
+    detected = turn.stamps.get("interruption_detected")
+    start = after.stamps.get("speech_start") if after is not None else None
+    if detected is None or start is None or start > detected:
+        return
+    ax.barh(
+        _BAR_Y - _BAR_H,
+        detected - start,
+        left=start - origin,
+        height=_BAR_H / 2,
+        color=SEGMENT_COLOURS["user speech"],
+        edgecolor=_BARGE_IN_COLOUR,
+        hatch="//",
+        linewidth=0.5,
+    )
+
+
+def _draw_turn(
+    ax: Axes, turn: TurnMetrics, in_per_ms: float, after: TurnMetrics | None = None
+) -> None:
     ax.set_ylim(0, 1)
     ax.set_yticks([])
     ax.set_title(_turn_title(turn), loc="left", fontsize=9)
@@ -334,6 +361,7 @@ def _draw_turn(ax: Axes, turn: TurnMetrics, in_per_ms: float) -> None:
             bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8},
         )
 
+    _draw_barge_in(ax, turn, after, origin)
     detected = turn.stamps.get("interruption_detected")
     if detected is not None:
         x = detected - origin
@@ -342,8 +370,8 @@ def _draw_turn(ax: Axes, turn: TurnMetrics, in_per_ms: float) -> None:
         ax.text(
             x,
             0.97,
-            f" user barged in: silent {silent - detected:.0f} ms later,"
-            f' heard "{_clip(turn.heard_text, 40)}"',
+            f" barge-in: {_barge_in_ms(turn, after):.0f} ms of user speech, output silent"
+            f' {silent - detected:.0f} ms after; heard "{_clip(turn.heard_text, 40)}"',
             fontsize=8,
             color=_BARGE_IN_COLOUR,
             va="top",
@@ -420,8 +448,8 @@ def plot_timeline(session: SessionMetrics, path: str | Path) -> Path:
     if not turns:
         axes[0].set_yticks([])
         axes[0].text(0.5, 0.5, "no turns", transform=axes[0].transAxes, ha="center")
-    for ax, turn in zip(axes, turns, strict=False):
-        _draw_turn(ax, turn, in_per_ms)
+    for i, (ax, turn) in enumerate(zip(axes, turns, strict=False)):
+        _draw_turn(ax, turn, in_per_ms, turns[i + 1] if i + 1 < len(turns) else None)
         ax.grid(axis="x", color="#eeeeee", lw=0.6)
         ax.set_axisbelow(True)
     axes[-1].set_xlabel("ms relative to the end of user speech (0 = speech_end)")
@@ -433,7 +461,7 @@ def plot_timeline(session: SessionMetrics, path: str | Path) -> Path:
         Line2D([], [], color=_VERDICT_COLOURS[True], label="budget ok"),
         Line2D([], [], color=_VERDICT_COLOURS[False], label="budget over"),
         Line2D([], [], color="black", lw=1.8, label="first audio"),
-        Line2D([], [], color=_BARGE_IN_COLOUR, lw=1.8, ls="--", label="user barged in"),
+        Line2D([], [], color=_BARGE_IN_COLOUR, lw=1.8, ls="--", label="barge-in detected"),
     ]
     fig.legend(
         handles=handles, loc="outside upper center", ncol=len(handles), fontsize=8, frameon=False
