@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from voxpipe.hookspecs import BackendContext
-from voxpipe.sim import SimASR, SimASROptions, SimLLM, SimLLMOptions, SimTTS, SimTTSOptions
+from voxpipe.sim import (
+    SimASR,
+    SimASROptions,
+    SimLLM,
+    SimLLMOptions,
+    SimStreamTTS,
+    SimTTS,
+    SimTTSOptions,
+)
 from voxpipe.testing import ASRContract, Failure, LLMContract, ServerControl, TTSContract
 
 
@@ -27,6 +35,7 @@ class TestSimLLM(SimContract, LLMContract):
 
 
 class TestSimTTS(SimContract, TTSContract):
+    emits_alignment = True
     bad_options: ClassVar[list[tuple[dict[str, Any], str]]] = [
         ({"speed": -1}, "speed"),
         ({"pitch_hz": 5000}, "pitch_hz"),
@@ -36,10 +45,17 @@ class TestSimTTS(SimContract, TTSContract):
         return SimTTS(SimTTSOptions(first_chunk_ms=30), context)
 
 
+class TestSimStreamTTS(TestSimTTS):
+    backend_name = "sim-stream"
+
+    def make_backend(self, control: ServerControl, context: BackendContext) -> SimStreamTTS:
+        return SimStreamTTS(SimTTSOptions(first_chunk_ms=30), context)
+
+
 class TestSimASR(SimContract, ASRContract):
     bad_options: ClassVar[list[tuple[dict[str, Any], str]]] = [
-        ({"endpoint_ms": 5}, "endpoint_ms"),
-        ({"threshold_db": 3}, "threshold_db"),
+        ({"finalization_ms": -1}, "finalization_ms"),
+        ({"confidence": 2}, "confidence"),
     ]
 
     def make_backend(self, control: ServerControl, context: BackendContext) -> SimASR:

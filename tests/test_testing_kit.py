@@ -106,6 +106,219 @@ class TestWrongErrors(TestGood):
 """
 )
 
+CHAT = (
+    GOOD
+    + """
+from voxpipe.protocols import TextDelta, Usage
+
+class ChatLLM(Backend):
+    async def chat(self, messages):
+        async for chunk in self.connection.chunks():
+            yield TextDelta(chunk)
+        yield Usage(2, 3, 5)
+
+class TestChat(TestGood):
+    def make_backend(self, control, context):
+        return ChatLLM(FakeConnection(control))
+    def make_failing_backend(self, failure, context):
+        return ChatLLM(FakeConnection(ServerControl(), failure))
+
+class HalfMigratedLLM(Backend):
+    async def chat(self, messages):  # renamed from stream(), still yields str
+        async for chunk in self.connection.chunks():
+            yield chunk
+
+class TestHalfMigrated(TestGood):
+    def make_backend(self, control, context):
+        return HalfMigratedLLM(FakeConnection(control))
+"""
+)
+
+SIM_TTS = """
+from voxpipe.protocols import Alignment
+from voxpipe.sim import SimStreamTTS, SimTTS, SimTTSOptions
+from voxpipe.testing import TTSContract
+
+class SimTTSContract(TTSContract):
+    backend_name = "sim"
+    distribution = "voxpipe"
+    failures = ()
+    transport_closes = False
+    emits_alignment = True
+    tts = SimTTS
+    def make_backend(self, control, context):
+        return self.tts(SimTTSOptions(first_chunk_ms=30), context)
+"""
+
+WAITS_FOR_TEXT = (
+    SIM_TTS
+    + """
+class WaitsForText(SimStreamTTS):
+    async def synthesize_stream(self, text):
+        whole = "".join([delta async for delta in text])
+        async for item in self.synthesize(whole):
+            yield item
+
+class TestWaitsForText(SimTTSContract):
+    backend_name = "sim-stream"
+    tts = WaitsForText
+"""
+)
+
+MISALIGNED = (
+    SIM_TTS
+    + """
+class Misaligned(SimTTS):
+    def spoil(self, a):
+        return a
+    async def synthesize(self, text):
+        async for item in super().synthesize(text):
+            if type(item) is not Alignment:
+                yield item
+            elif (spoilt := self.spoil(item)) is not None:
+                yield spoilt
+
+class NoSpaces(Misaligned):
+    def spoil(self, a):
+        return Alignment(a.text.strip(), a.start_ms, a.end_ms)
+
+class InSamples(Misaligned):
+    def spoil(self, a):
+        return Alignment(a.text, a.start_ms * 16, a.end_ms * 16)
+
+class Swapped(Misaligned):
+    def spoil(self, a):
+        return Alignment(a.text, a.end_ms, a.start_ms)
+
+class Backwards(Misaligned):
+    def spoil(self, a):
+        return Alignment(a.text, 10_000 - a.end_ms, 10_000 - a.start_ms)
+
+class Unaligned(Misaligned):
+    def spoil(self, a):
+        return None
+
+class TestNoSpaces(SimTTSContract):
+    tts = NoSpaces
+
+class TestInSamples(SimTTSContract):
+    tts = InSamples
+
+class TestSwapped(SimTTSContract):
+    tts = Swapped
+
+class TestBackwards(SimTTSContract):
+    tts = Backwards
+
+class TestUnaligned(SimTTSContract):  # emits_alignment = True, but gives none
+    tts = Unaligned
+"""
+)
+
+FAKE_ASR = """
+from voxpipe.protocols import SpeechStarted, Transcript
+from voxpipe.streams import Channel
+from voxpipe.testing import ASRContract
+
+class FakeStream:
+    \"\"\"Push-based: a final for each speech_ended, the end after end_input; notes its
+    connection's closing.\"\"\"
+    def __init__(self, control):
+        self.control, self.events = control, Channel()
+    def push(self, frame):
+        pass
+    def speech_started(self, at_ms):
+        self.events.put(SpeechStarted(at_ms))
+    def speech_ended(self, utterance):
+        self.events.put(Transcript("hello there how are you", True))
+    def end_input(self):
+        self.events.close()
+    def __aiter__(self):
+        return self._events()
+    async def _events(self):
+        try:
+            async for event in self.events:
+                yield event
+        finally:
+            self.control.mark_closed()
+    async def aclose(self):
+        self.events.close()
+        self.control.mark_closed()
+
+class FakeASR:
+    stream = FakeStream
+    def __init__(self, control):
+        self.control = control
+    def listen(self):
+        return self.stream(self.control)
+    async def aclose(self):
+        pass
+
+class V1ASR:
+    \"\"\"Plugin API v1: transcribe(audio), endpointing on 200 ms of silence itself.\"\"\"
+    def __init__(self, control):
+        self.control = control
+    async def transcribe(self, audio):
+        try:
+            voiced = silent = 0
+            async for frame in audio:
+                if frame.energy_db > -40:
+                    voiced, silent = voiced + 1, 0
+                elif voiced:
+                    silent += 1
+                    if silent == 10:
+                        yield Transcript("hello there how are you", True)
+                        voiced = 0
+        finally:
+            self.control.mark_closed()
+    async def aclose(self):
+        pass
+
+class TestGoodASR(ASRContract):
+    backend_name = "sim"
+    distribution = "voxpipe"
+    failures = ()
+    asr = FakeASR
+    def make_backend(self, control, context):
+        return self.asr(control)
+
+class TestV1ASR(TestGoodASR):
+    asr = V1ASR
+
+class Deaf(FakeStream):
+    def speech_ended(self, utterance):
+        pass  # waits for the end of the input to finalize
+
+class DeafASR(FakeASR):
+    stream = Deaf
+
+class TestDeaf(TestGoodASR):
+    asr = DeafASR
+
+class Endless(FakeStream):
+    def end_input(self):
+        pass  # the events never end
+
+class EndlessASR(FakeASR):
+    stream = Endless
+
+class TestEndless(TestGoodASR):
+    asr = EndlessASR
+"""
+
+LATE_SINK = """
+from voxpipe.io import NullSink
+from voxpipe.testing import SinkContract
+
+class LateSink(NullSink):
+    def clear(self, at_ms):
+        return at_ms + 100  # plays out what it had queued
+
+class TestLateSink(SinkContract):
+    def make_sink(self, sample_rate):
+        return LateSink()
+"""
+
 
 def run(pytester: pytest.Pytester, source: str, selector: str) -> pytest.RunResult:
     pytester.makepyfile(test_plugin=source)
@@ -132,3 +345,58 @@ def test_a_backend_that_leaves_the_connection_open_fails(pytester: pytest.Pytest
 def test_a_backend_leaking_provider_exceptions_fails(pytester: pytest.Pytester) -> None:
     result = run(pytester, WRONG_ERRORS, "TestWrongErrors and provider_errors")
     result.assert_outcomes(failed=4)
+
+
+def test_a_v2_llm_passes_and_one_yielding_str_fails(pytester: pytest.Pytester) -> None:
+    result = run(pytester, CHAT, "TestChat and not plugins")
+    result.assert_outcomes(passed=11, skipped=1)
+    result = run(pytester, CHAT, "TestHalfMigrated and first_output")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*chat() yields TextDelta, Usage or ToolCall*got str*"])
+
+
+def test_a_streaming_tts_that_waits_for_the_end_of_its_text_fails(
+    pytester: pytest.Pytester,
+) -> None:
+    result = run(pytester, WAITS_FOR_TEXT, "streamed_text_is_spoken")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*must speak what it has without waiting for the end of the text*"]
+    )
+
+
+def test_inconsistent_alignment_fails(pytester: pytest.Pytester) -> None:
+    result = run(pytester, MISALIGNED, "alignment_matches")
+    result.assert_outcomes(failed=5, skipped=5)  # none streams: the streamed check skips
+    result.stdout.fnmatch_lines_random(
+        [
+            "*the Alignment pieces joined give 'Hellothere.HowcanIhelpyoutoday?', not the text*",
+            "*ends past the 3200 ms of audio the stream gave*",
+            "*ends before it starts*",
+            "*starts before the piece before it*",
+            "*emits_alignment = True but no Alignment came*",
+        ]
+    )
+
+
+def test_push_based_and_v1_asrs_pass(pytester: pytest.Pytester) -> None:
+    result = run(pytester, FAKE_ASR, "(TestGoodASR or TestV1ASR) and not plugins")
+    result.assert_outcomes(passed=16, skipped=10)  # no provider to fail, no key
+
+
+def test_an_asr_that_never_answers_speech_ended_fails(pytester: pytest.Pytester) -> None:
+    result = run(pytester, FAKE_ASR, "TestDeaf and (first_output or end_input)")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*finalize the utterance when speech_ended(utterance) is called*"])
+
+
+def test_an_asr_whose_events_never_end_fails(pytester: pytest.Pytester) -> None:
+    result = run(pytester, FAKE_ASR, "TestEndless and (first_output or end_input)")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*the events did not end within 10 s after end_input()*"])
+
+
+def test_a_sink_whose_clear_returns_too_late_fails(pytester: pytest.Pytester) -> None:
+    result = run(pytester, LATE_SINK, "TestLateSink")
+    result.assert_outcomes(failed=5)
+    result.stdout.fnmatch_lines(["*clear(250.0) returned 350.0: return the session time*"])

@@ -132,3 +132,21 @@ async def test_what_was_heard_when_the_input_ends_is_answered(make_agent: Make) 
     )
     (turn,) = session.turns
     assert turn.user_text == "so what about" and turn.agent_text
+
+
+class DeafVAD:
+    """A VAD that hears nothing (a line too quiet for its threshold)."""
+
+    def is_voiced(self, frame: AudioFrame) -> bool:
+        return False
+
+
+@pytest.mark.looptime
+async def test_speech_only_the_asr_heard_is_still_answered(make_agent: Make) -> None:
+    agent = make_agent(asr=OwnEndpointASR(300), vad=DeafVAD())
+    session = await agent.run(SimSpeechSource(["What's the weather like?"]))
+    (turn,) = session.turns
+    assert turn.user_text == "What's the weather like?"
+    # No VAD to date it: the speech is placed where the ASR's final came.
+    assert turn.stamps["speech_start"] == turn.stamps["speech_end"] == turn.stamps["asr_final"]
+    assert turn.stamps["asr_final"] == pytest.approx(SPEECH_END + 300)

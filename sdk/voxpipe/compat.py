@@ -9,7 +9,7 @@ Backends are recognised by shape, so objects passed to ``VoiceAgent`` directly w
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
 from typing import Any
 
@@ -48,6 +48,7 @@ class _V1ASRStream:
     def __init__(self, inner: Any) -> None:
         self._audio: Channel[AudioFrame] = Channel()
         self._transcripts: AsyncIterator[Transcript] = inner.transcribe(self._audio)
+        self._events = self._adapt()
 
     def push(self, frame: AudioFrame) -> None:
         self._audio.put(frame)
@@ -62,9 +63,9 @@ class _V1ASRStream:
         self._audio.close()
 
     def __aiter__(self) -> AsyncIterator[ASREvent]:
-        return self._events()
+        return self._events
 
-    async def _events(self) -> AsyncIterator[ASREvent]:
+    async def _adapt(self) -> AsyncGenerator[ASREvent, None]:
         async with aclosing(self._transcripts):  # type: ignore[type-var]
             async for transcript in self._transcripts:
                 yield transcript
@@ -72,9 +73,13 @@ class _V1ASRStream:
                     yield EndOfTurn()
 
     async def aclose(self) -> None:
+        """End the input and close the v1 stream (a consumer still iterating closes it
+        itself when it is cancelled)."""
         self._audio.close()
+        if not self._events.ag_running:
+            await self._events.aclose()
         aclose = getattr(self._transcripts, "aclose", None)
-        if aclose is not None:
+        if aclose is not None and not getattr(self._transcripts, "ag_running", False):
             await aclose()
 
 

@@ -48,8 +48,13 @@ class Session:
     ) -> None:
         self.agent = agent
         self.source = source
-        self.sink: Any = sink or NullSink()
+        self.sink: AudioSink = sink or NullSink()
         self.recorder = recorder
+        #: This session's backends, in their v2 shape (set when ``run()`` starts).
+        self.asr: Any = None
+        self.llm: Any = None
+        self.tts: Any = None
+        self.vad: Any = None
         self.state = AgentState.LISTENING
         #: The conversation so far (without the system prompt): user turns, and what the
         #: user heard of each reply.

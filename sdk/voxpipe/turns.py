@@ -144,6 +144,7 @@ class TurnTaker:
         self._partial = ""
         self._awaiting_final = False  # speech heard that no final transcript covers yet
         self._utterance: Utterance | None = None  # the VAD's last ended utterance this turn
+        self._vad_heard = False  # the VAD heard speech in this turn (else only the ASR did)
         self._silent_since: float | None = None
         self._final_timer: asyncio.TimerHandle | None = None
         self._held: list[Reply] = []  # replies paused by an interruption without words yet
@@ -207,7 +208,7 @@ class TurnTaker:
         if self.hearing is None:
             self.hearing = self.session.new_turn()
             self.hearing.stamp("speech_start", at_ms)
-        self._utterance = None
+        self._utterance, self._vad_heard = None, True
         self._awaiting_final = True
         self._cancel(self._final_timer)
 
@@ -281,16 +282,20 @@ class TurnTaker:
     # --- end of turn -----------------------------------------------------------------------
 
     def _maybe_end_turn(self) -> None:
-        """Mode vad / first: the VAD's silence window has passed and the final is in."""
+        """Mode vad / first: the VAD's silence window has passed and the final is in (or the
+        final is in for speech that only the ASR heard)."""
         if (
             self.hearing is None
             or self.settings.end_of_turn == "asr"
-            or self._utterance is None
             or self.voice.in_speech
             or self._awaiting_final
         ):
             return
-        self._end_turn(self._utterance.end_ms, self._utterance.detected_ms)
+        if self._utterance is not None:
+            self._end_turn(self._utterance.end_ms, self._utterance.detected_ms)
+        elif not self._vad_heard and self._finals:
+            now = self.session.clock.now_ms()
+            self._end_turn(now, now)
 
     def _final_timed_out(self) -> None:
         self._final_timer = None
@@ -316,6 +321,7 @@ class TurnTaker:
         text = " ".join(self._finals).strip()
         self.hearing, self._finals, self._partial = None, [], ""
         self._awaiting_final, self._utterance, self._silent_since = False, None, None
+        self._vad_heard = False
         self._cancel(self._final_timer)
         if not text:
             session.drop_turn(turn)

@@ -1,4 +1,5 @@
-"""The echo backend passes voxpipe's conformance kit, and answers a whole conversation."""
+"""The echo backend (plugin API v1: ``stream()`` of str) passes voxpipe's conformance kit
+through the core's v1 adapter, and answers a whole conversation."""
 
 from __future__ import annotations
 
@@ -29,5 +30,13 @@ class TestEchoLLM(LLMContract):
 @pytest.mark.looptime
 async def test_echo_answers_in_a_conversation() -> None:
     agent = VoiceAgent.from_config(load_config({"llm": {"backend": "echo"}}))
-    session = await agent.run(SimSpeechSource(["hello there"], agent=agent))
-    assert session.turns[0].agent_text == "You said: hello there"
+    metrics = await agent.run(SimSpeechSource(["hello there"]))
+    assert metrics.turns[0].agent_text == "You said: hello there"
+
+
+def test_echo_is_a_plugin_api_v1_backend_adapted_by_the_core() -> None:
+    from voxpipe import Registry
+    from voxpipe.compat import V1LLM, as_v2
+
+    assert Registry().get("llm", "echo").api_version == 1
+    assert isinstance(as_v2("llm", EchoLLM(EchoOptions(), BackendContext())), V1LLM)

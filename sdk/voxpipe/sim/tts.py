@@ -40,9 +40,9 @@ class SimTTS:
         async for item in pace.speak(self._speak(text, 0.0)):
             yield item
 
-    def _speak(self, text: str, offset_ms: float) -> Iterator[TTSOutput]:
+    def _speak(self, text: str, offset_ms: float, tail: str = "") -> Iterator[TTSOutput]:
         """Frames of ``text`` with each word's alignment (audio time from ``offset_ms``) put
-        before the frame its speech starts in."""
+        before the frame its speech starts in; ``tail`` follows the last word."""
         opts, ctx = self.options, self.context
         words = text.split()
         if not words:
@@ -59,7 +59,7 @@ class SimTTS:
         next_word, at = 0, 0.0
         for frame in frames:
             while next_word < len(words) and next_word * word_ms < at + frame.duration_ms:
-                piece = words[next_word] + (" " if next_word + 1 < len(words) else "")
+                piece = words[next_word] + (" " if next_word + 1 < len(words) else tail)
                 begin = offset_ms + next_word * word_ms
                 yield Alignment(piece, begin, begin + word_ms)
                 next_word += 1
@@ -81,10 +81,10 @@ class SimStreamTTS(SimTTS):
             *complete, buffer = (buffer + delta).split(" ")  # the last may be half-written
             for word in complete:
                 if word:
-                    async for item in pace.speak(self._speak(word + " ", pace.offset_ms)):
+                    async for item in pace.speak(self._speak(word, pace.offset_ms, " ")):
                         yield item
         for word in buffer.split():
-            async for item in pace.speak(self._speak(word + " ", pace.offset_ms)):
+            async for item in pace.speak(self._speak(word, pace.offset_ms, " ")):
                 yield item
 
 

@@ -2,7 +2,8 @@
 
 Subclass a contract in your plugin's tests and supply a factory for your backend with its
 transport already mocked; the contract's tests check registration, options, streaming,
-cancellation, error mapping and audio format::
+cancellation, error mapping, audio format and alignment, driving the backend through the
+plugin API v2 surface (a v1 backend through the core's adapter)::
 
     from voxpipe.testing import LLMContract, ServerControl, Failure
 
@@ -15,10 +16,25 @@ cancellation, error mapping and audio format::
         def make_backend(self, control, context): ...
         def make_failing_backend(self, failure, context): ...
 
-See CONTRIBUTING.md for the whole guide.
+``SinkContract`` does the same for an audio sink (``make_sink(sample_rate)``). See
+CONTRIBUTING.md for the whole guide.
 """
 
-from voxpipe.testing.contracts import ASRContract, LLMContract, TTSContract
+from voxpipe.testing.contracts import (
+    ASRContract,
+    LLMContract,
+    SinkContract,
+    TTSContract,
+    check_alignment,
+)
 from voxpipe.testing.control import Failure, ServerControl
 
-__all__ = ["ASRContract", "Failure", "LLMContract", "ServerControl", "TTSContract"]
+__all__ = [
+    "ASRContract",
+    "Failure",
+    "LLMContract",
+    "ServerControl",
+    "SinkContract",
+    "TTSContract",
+    "check_alignment",
+]

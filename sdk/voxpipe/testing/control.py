@@ -24,7 +24,9 @@ class ServerControl:
     The mock sends the first part of its response at once, then ``await control.hold()``
     before sending the rest (so the kit can see that output arrives before the response is
     complete), and calls ``control.mark_closed()`` when the client closes or abandons the
-    response (its fake body's ``aclose``, or the socket's close).
+    response (its fake body's ``aclose``, or the socket's close). Where the kit gates the
+    input instead (an ASR's audio, a streaming TTS's text) the mock need not hold: the kit
+    sets ``release`` itself, and for an ASR it also means "stop the audio".
     """
 
     def __init__(self) -> None:

@@ -7,7 +7,11 @@ from collections.abc import AsyncIterator, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from voxpipe import PLUGIN_API_VERSION, BackendContext, BackendSpec, Message, hookimpl
+from voxpipe import BackendContext, BackendSpec, Message, hookimpl
+
+#: Written for plugin API 1 (``stream()`` yielding str) on purpose: the core adapts it, and
+#: this example proves that v1 plugins keep working.
+API_VERSION = 1
 
 
 class EchoOptions(BaseModel):
@@ -44,7 +48,7 @@ def voxpipe_backends() -> list[BackendSpec]:
             "echo",
             EchoLLM,
             EchoOptions,
-            PLUGIN_API_VERSION,
+            API_VERSION,
             description="repeats the user's words",
         )
     ]
