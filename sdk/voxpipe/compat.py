@@ -76,11 +76,10 @@ class _V1ASRStream:
         """End the input and close the v1 stream (a consumer still iterating closes it
         itself when it is cancelled)."""
         self._audio.close()
-        if not self._events.ag_running:
-            await self._events.aclose()
-        aclose = getattr(self._transcripts, "aclose", None)
-        if aclose is not None and not getattr(self._transcripts, "ag_running", False):
-            await aclose()
+        for stream in (self._events, self._transcripts):
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None and not getattr(stream, "ag_running", False):
+                await aclose()
 
 
 class V1LLM:
