@@ -290,7 +290,7 @@ class BeepPlugin:
 
 
 def test_registry_without_entry_points_is_empty() -> None:
-    registry = Registry(entry_points=False)
+    registry = Registry(entry_points=False, builtins=False)
     assert registry.backends() == []
     with pytest.raises(
         BackendNotFound,
@@ -301,7 +301,7 @@ def test_registry_without_entry_points_is_empty() -> None:
 
 
 def test_register_lookup_unregister() -> None:
-    registry = Registry(entry_points=False)
+    registry = Registry(entry_points=False, builtins=False)
     name = registry.register(BeepPlugin(), name="beeper", distribution="my-app", version="1.2")
     assert name == "beeper"
 
@@ -319,7 +319,7 @@ def test_register_lookup_unregister() -> None:
 
 
 def test_register_without_name_or_origin() -> None:
-    registry = Registry(entry_points=False)
+    registry = Registry(entry_points=False, builtins=False)
     name = registry.register(BeepPlugin())
     assert name
     (info,) = registry.backends("tts")
@@ -343,7 +343,7 @@ def test_register_alongside_entry_points() -> None:
 
 
 def test_plugins_for_api_1_are_still_usable() -> None:
-    registry = Registry(entry_points=False)
+    registry = Registry(entry_points=False, builtins=False)
     registry.register(BeepPlugin(api_version=1), name="v1")
     (info,) = registry.backends()
     assert (info.status, info.api_version) == ("ok", 1)
@@ -351,7 +351,7 @@ def test_plugins_for_api_1_are_still_usable() -> None:
 
 
 def test_register_older_api_says_upgrade_the_plugin() -> None:
-    registry = Registry(entry_points=False)
+    registry = Registry(entry_points=False, builtins=False)
     registry.register(BeepPlugin(api_version=0), name="old")
     (info,) = registry.backends()
     assert info.status.startswith("incompatible")
@@ -361,14 +361,14 @@ def test_register_older_api_says_upgrade_the_plugin() -> None:
 
 
 def test_blocked_plugin_name_cannot_be_registered() -> None:
-    registry = Registry(entry_points=False)
+    registry = Registry(entry_points=False, builtins=False)
     registry._pm.set_blocked("beeper")
     with pytest.raises(PluginError, match="blocked"):
         registry.register(BeepPlugin(), name="beeper")
 
 
 def test_registering_the_same_name_twice_is_a_plugin_error() -> None:
-    registry = Registry(entry_points=False)
+    registry = Registry(entry_points=False, builtins=False)
     registry.register(BeepPlugin(), name="beeper")
     with pytest.raises(PluginError, match="cannot register plugin 'beeper'"):
         registry.register(BeepPlugin(), name="beeper")
@@ -381,7 +381,7 @@ class RaisingPlugin:
 
 
 def test_hook_that_raises_is_reported_and_dropped() -> None:
-    registry = Registry(entry_points=False)
+    registry = Registry(entry_points=False, builtins=False)
     registry.register(BeepPlugin(), name="beeper")
     registry.register(RaisingPlugin(), name="raiser", distribution="voxpipe-raiser", version="0.1")
     assert [b.name for b in registry.backends()] == ["beep"]
@@ -403,14 +403,14 @@ def test_trace_plugins_prints_hook_calls(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("VOXPIPE_TRACE_PLUGINS", "1")
-    registry = Registry(entry_points=False)
+    registry = Registry(entry_points=False, builtins=False)
     registry.register(BeepPlugin(), name="beeper")
     capsys.readouterr()
     registry.backends()
     trace = capsys.readouterr().err
     assert "beeper" in trace and "voxpipe_backends() -> " in trace
     monkeypatch.delenv("VOXPIPE_TRACE_PLUGINS")
-    quiet = Registry(entry_points=False)
+    quiet = Registry(entry_points=False, builtins=False)
     quiet.register(BeepPlugin(), name="beeper")
     quiet.backends()
     assert capsys.readouterr().err == ""
@@ -440,3 +440,18 @@ def test_incompatible_backend_in_config_names_the_file(make_dist: MakeDist, tmp_
     config.write_text('[tts]\nbackend = "future"\n')
     with pytest.raises(ConfigError, match=r"agent.toml: \[tts\] backend: .*incompatible"):
         load_config(config, registry=Registry())
+
+
+def test_without_entry_points_the_built_ins_remain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CONTRIBUTING example: a plugin registered in code, the defaults around it."""
+    registry = Registry(entry_points=False)
+    registry.register(BeepPlugin(), name="beeper")
+    config = load_config({"tts": {"backend": "beep"}}, registry=registry)
+    assert [config.backend(k)[0].name for k in ("asr", "llm", "tts", "vad")] == [
+        "sim",
+        "sim",
+        "beep",
+        "energy",
+    ]
+    (sim,) = [b for b in registry.backends("asr")]
+    assert (sim.plugin, sim.distribution) == ("sim", "voxpipe")

@@ -352,3 +352,37 @@ async def test_backends_built_by_a_factory_are_closed_with_their_session() -> No
     await agent.run(SimSpeechSource(["hello"]))
     await agent.run(SimSpeechSource(["hello"]))
     assert CountingLLM.closed == 2
+
+
+class ToolCallingLLM:
+    """Asks for a tool, says a few words, reports usage."""
+
+    async def chat(self, messages: Sequence[Message]) -> AsyncIterator[object]:
+        from voxpipe import TextDelta, ToolCall, Usage
+
+        yield ToolCall("call_1", "get_weather", '{"city": "Paris"}')
+        yield TextDelta("Let me check.")
+        yield Usage(10, 3, 13)
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.mark.looptime
+async def test_tool_calls_reach_the_reply_and_the_metrics_but_not_the_history() -> None:
+    agent = make_agent(llm=ToolCallingLLM())
+    session = agent.session(SimSpeechSource(["What's the weather in Paris?"]))
+    replies = []
+    session.on("state", lambda c: replies.extend(session.replies) if not replies else None)
+    metrics = await session.run()
+    (turn,) = metrics.turns
+    assert turn.extra["tool_calls"] == [
+        {"id": "call_1", "name": "get_weather", "arguments": '{"city": "Paris"}'}
+    ]
+    assert turn.extra["llm_usage"] == {
+        "prompt_tokens": 10,
+        "completion_tokens": 3,
+        "total_tokens": 13,
+    }
+    assert replies[0].tool_calls[0].name == "get_weather"
+    assert session.history[-1] == Message("assistant", "Let me check.")

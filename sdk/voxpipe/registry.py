@@ -64,7 +64,10 @@ class PluginFailure:
 class Registry:
     """Backends by (kind, name), from entry points and programmatically registered plugins."""
 
-    def __init__(self, *, entry_points: bool = True) -> None:
+    def __init__(self, *, entry_points: bool = True, builtins: bool = True) -> None:
+        """``entry_points=False`` (tests, apps that register their own plugins) loads no
+        installed plugin; the core's built-in backends (sim, the energy VAD) are registered
+        anyway unless ``builtins=False``, so a config's defaults still resolve."""
         self._pm = pluggy.PluginManager(hookspecs.PROJECT)
         self._pm.add_hookspecs(hookspecs)
         self._origin: dict[str, tuple[str, str]] = {}
@@ -72,6 +75,10 @@ class Registry:
         self._tracing = bool(os.environ.get("VOXPIPE_TRACE_PLUGINS"))
         if entry_points:
             self._load_entry_points()
+        elif builtins:
+            from voxpipe.sim import plugin as builtin
+
+            self.register(builtin, name="sim", distribution="voxpipe", version=_core_version())
 
     def register(
         self,
@@ -175,6 +182,13 @@ class Registry:
     def _trace(self, message: str) -> None:
         if self._tracing:
             print(f"voxpipe plugins: {message}", file=sys.stderr)
+
+
+def _core_version() -> str:
+    try:
+        return metadata.version("voxpipe")
+    except metadata.PackageNotFoundError:
+        return ""
 
 
 def _status(spec: BackendSpec) -> str:

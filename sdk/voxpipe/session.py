@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from voxpipe.budgets import BudgetWatch
@@ -104,8 +105,8 @@ class Session:
             self.tts = self._backend("tts", owned)
             self._check_turn_taking()
             listening = self.asr.listen()
-            turns = TurnTaker(self, self.agent.turns, self.vad, listening)
             try:
+                turns = TurnTaker(self, self.agent.turns, self.vad, listening)
                 async with asyncio.TaskGroup() as group:
                     self.group = group
                     for reply in self.replies:
@@ -158,19 +159,18 @@ class Session:
         """Commit what the user heard of ``reply``; record its turn."""
         if reply in self.replies:
             self.replies.remove(reply)
-        if reply.heard_text or reply.tool_calls:
+        # Tool calls stay off the history until something runs them: a request that carries
+        # calls without their results is invalid.
+        if reply.heard_text:
             self.history.append(
-                Message(
-                    "assistant",
-                    reply.heard_text,
-                    tool_calls=tuple(reply.tool_calls),
-                    interrupted=reply.interrupted,
-                )
+                Message("assistant", reply.heard_text, interrupted=reply.interrupted)
             )
         turn = reply.turn
         if turn is not None:
             turn.metrics.agent_text = reply.text
             turn.metrics.heard_text = reply.heard_text
+            if reply.tool_calls:
+                turn.metrics.extra["tool_calls"] = [asdict(call) for call in reply.tool_calls]
             turn.watch.close()
             self.metrics.turns.append(turn.metrics)
             self.emit("turn", turn.metrics)

@@ -5,9 +5,11 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import openai._base_client
 import pytest
 import pytest_httpx2  # noqa: F401  # registers respx's "httpcore2" mocker
 import respx
@@ -37,3 +39,18 @@ def openai_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def wire() -> Iterator[Wire]:
     with respx.mock(using="httpcore2", assert_all_mocked=True, assert_all_called=False) as router:
         yield Wire(router)
+
+
+@pytest.fixture(autouse=True)
+def platform_probe_inline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK probes the platform in a worker thread on a client's first request; virtual
+    time cannot wait for a thread, so that request would come a timer step late. Probe inline.
+    """
+
+    def inline(function: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+        async def call(*args: Any, **kwargs: Any) -> Any:
+            return function(*args, **kwargs)
+
+        return call
+
+    monkeypatch.setattr(openai._base_client, "asyncify", inline)

@@ -114,6 +114,17 @@ def chat_events(words: Sequence[str], usage: dict[str, int] = USAGE) -> list[dic
     ]
 
 
+def tool_call_delta(
+    index: int, *, id: str | None = None, name: str | None = None, arguments: str = ""
+) -> dict[str, Any]:
+    """A delta carrying one tool-call fragment: the first of a call has its id and name."""
+    fragment: dict[str, Any] = {"index": index, "function": {"arguments": arguments}}
+    if id is not None:
+        fragment |= {"id": id, "type": "function"}
+        fragment["function"]["name"] = name
+    return {"tool_calls": [fragment]}
+
+
 REPLY = ["Hello", "!", " How", " can", " I", " help", "?"]
 
 

@@ -84,8 +84,9 @@ class TestOpenAIASR(_Mocked, ASRContract):
     distribution = "voxpipe-openai"
     key_env_var = "OPENAI_API_KEY"
     bad_options: ClassVar[list[tuple[dict[str, Any], str]]] = [
-        ({"endpoint_ms": 5}, "endpoint_ms"),
-        ({"threshold_db": 3}, "threshold_db"),
+        ({"model": ""}, "model"),
+        ({"language": 7}, "language"),
+        ({"base_url": "localhost:8000"}, "base_url"),
     ]
 
     def make_backend(self, control: ServerControl, context: BackendContext) -> OpenAIASR:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from typing import Any
 
@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from openai_wire import KEY, Wire, error_response
 
-from voxpipe.audio import AudioFrame, split_frames
+from voxpipe.audio import split_frames
 from voxpipe.errors import AuthError, ProviderError, RateLimited
 from voxpipe.protocols import Message
 from voxpipe.sim.voice import speech_like
+from voxpipe.vad import Utterance
 from voxpipe_openai import (
     OpenAIASR,
     OpenAIASROptions,
@@ -26,19 +27,11 @@ from voxpipe_openai import (
 from voxpipe_openai._errors import redact, retry_after_s
 
 
-async def utterance() -> AsyncIterator[AudioFrame]:
-    audio = np.concatenate(
-        [np.zeros(3200, np.int16), speech_like(600, 16_000), np.zeros(16_000, np.int16)]
-    )
-    for frame in split_frames(audio, 16_000, 20):
-        yield frame
-
-
 async def run_llm() -> list[Any]:
     backend = OpenAILLM(OpenAILLMOptions())
     try:
-        async with aclosing(backend.stream([Message("user", "hi")])) as stream:
-            return [d async for d in stream]
+        async with aclosing(backend.chat([Message("user", "hi")])) as stream:
+            return [event async for event in stream]
     finally:
         await backend.aclose()
 
@@ -53,11 +46,19 @@ async def run_tts() -> list[Any]:
 
 
 async def run_asr() -> list[Any]:
+    """One utterance, marked where the session's VAD would: 200-800 ms, ended at 1000 ms."""
     backend = OpenAIASR(OpenAIASROptions())
+    stream = backend.listen()
     try:
-        async with aclosing(backend.transcribe(utterance())) as stream:
-            return [t async for t in stream]
+        voice = np.concatenate([np.zeros(3200, np.int16), speech_like(600, 16_000)])
+        for frame in split_frames(np.concatenate([voice, np.zeros(3200, np.int16)]), 16_000, 20):
+            stream.push(frame)
+        stream.speech_started(200.0)
+        stream.speech_ended(Utterance(200.0, 800.0, 1000.0))
+        stream.end_input()
+        return [event async for event in stream]
     finally:
+        await stream.aclose()
         await backend.aclose()
 
 

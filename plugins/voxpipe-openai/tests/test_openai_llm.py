@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 from contextlib import aclosing
+from typing import Any
 
+import httpx
 import pytest
 from openai_wire import (
     KEY,
@@ -20,10 +22,11 @@ from openai_wire import (
     leftover_tasks,
     pieces,
     sse,
+    tool_call_delta,
 )
 
 from voxpipe.errors import AuthError, ProviderError
-from voxpipe.protocols import Message
+from voxpipe.protocols import LLMEvent, Message, TextDelta, ToolCall, Usage
 from voxpipe.testing import ServerControl
 from voxpipe_openai import OpenAILLM, OpenAILLMOptions
 
@@ -39,21 +42,24 @@ def llm(**options: object) -> OpenAILLM:
     return OpenAILLM(OpenAILLMOptions.model_validate(options))
 
 
-async def collect(backend: OpenAILLM) -> list[str]:
-    async with aclosing(backend.stream(MESSAGES)) as stream:
-        return [delta async for delta in stream]
+async def collect(backend: OpenAILLM, messages: list[Message] = MESSAGES) -> list[LLMEvent]:
+    async with aclosing(backend.chat(messages)) as stream:
+        return [event async for event in stream]
+
+
+def texts(events: list[LLMEvent]) -> list[str]:
+    return [e.text for e in events if isinstance(e, TextDelta)]
 
 
 async def test_streams_content_deltas_reassembled_from_7_byte_pieces(wire: Wire) -> None:
     route = wire.route("/chat/completions", pieces(sse(*chat_events(REPLY))), headers=SSE_HEADERS)
     backend = llm()
     try:
-        deltas = await collect(backend)
+        events = await collect(backend)
     finally:
         await backend.aclose()
-    assert deltas == REPLY  # the role-only delta and the empty usage chunk yield nothing
-    assert backend.last_usage == USAGE
-    assert backend.last_finish_reason == "stop"
+    # The role-only delta and the finish chunk yield nothing; the usage chunk is the last.
+    assert events == [*(TextDelta(w) for w in REPLY), Usage(**USAGE)]
     assert route.call_count == 1
     assert wire.bodies[0].closed
 
@@ -84,7 +90,7 @@ async def test_options_reach_the_request_and_base_url_picks_the_server(wire: Wir
     backend = llm(
         model="llama3.2", temperature=0.3, max_tokens=64, base_url=base, organization="org-xyz"
     )
-    assert await collect(backend) == ["Yo"]
+    assert texts(await collect(backend)) == ["Yo"]
     await backend.aclose()
     request = route.calls.last.request
     assert str(request.url) == "http://127.0.0.1:11434/v1/chat/completions"
@@ -109,12 +115,11 @@ async def test_first_delta_arrives_before_the_rest_of_the_response(wire: Wire) -
     control = ServerControl()
     wire.route("/chat/completions", chat_body_parts(), headers=SSE_HEADERS, control=control)
     backend = llm()
-    async with aclosing(backend.stream(MESSAGES)) as stream:
-        assert await anext(stream) == "Hello"
+    async with aclosing(backend.chat(MESSAGES)) as stream:
+        assert await anext(stream) == TextDelta("Hello")
         assert not control.release.is_set() and wire.bodies[0].sent == 1
         control.release.set()
-        assert [d async for d in stream] == REPLY[1:]
-    assert backend.last_usage == USAGE
+        assert [e async for e in stream] == [*(TextDelta(w) for w in REPLY[1:]), Usage(**USAGE)]
     await backend.aclose()
 
 
@@ -128,19 +133,178 @@ async def test_usage_on_a_content_chunk_and_no_done_marker(wire: Wire) -> None:
     ]
     wire.route("/chat/completions", pieces(sse(*events, done=False), 5), headers=SSE_HEADERS)
     backend = llm()
-    assert await collect(backend) == ["Hi"]
-    assert backend.last_usage == {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
-    assert backend.last_finish_reason == "length"
+    assert await collect(backend) == [TextDelta("Hi"), Usage(3, 1, 4)]
     await backend.aclose()
 
 
-async def test_last_usage_is_reset_for_each_stream(wire: Wire) -> None:
+async def test_no_usage_event_when_the_server_reports_none(wire: Wire) -> None:
     wire.route("/chat/completions", [sse(*chat_events(["A"])[:-1])], headers=SSE_HEADERS)
     backend = llm()
-    backend.last_usage = dict(USAGE)
-    assert await collect(backend) == ["A"]
-    assert backend.last_usage is None  # this stream reported none
+    assert await collect(backend) == [TextDelta("A")]
     await backend.aclose()
+
+
+async def test_a_refusal_is_text_too(wire: Wire) -> None:
+    events = [
+        chat_chunk({"role": "assistant", "content": None, "refusal": "I can't"}),
+        chat_chunk({"refusal": " help with that."}),
+        chat_chunk({}, "stop"),
+    ]
+    wire.route("/chat/completions", [sse(*events)], headers=SSE_HEADERS)
+    backend = llm()
+    assert texts(await collect(backend)) == ["I can't", " help with that."]
+    await backend.aclose()
+
+
+async def test_concurrent_chats_on_one_backend_keep_their_own_events(wire: Wire) -> None:
+    # One backend object serves every session: nothing of one chat may leak into another.
+    def reply(request: httpx.Request) -> httpx.Response:
+        said = json.loads(request.content)["messages"][-1]["content"]
+        counts = {"prompt_tokens": len(said), "completion_tokens": 1, "total_tokens": len(said) + 1}
+        body = sse(*chat_events([said.upper()], usage=counts))
+        return httpx.Response(200, headers=SSE_HEADERS, content=body)
+
+    wire.router.post("https://api.openai.com/v1/chat/completions").mock(side_effect=reply)
+    backend = llm()
+    one, two = await asyncio.gather(
+        collect(backend, [Message("user", "a")]), collect(backend, [Message("user", "bcd")])
+    )
+    await backend.aclose()
+    assert one == [TextDelta("A"), Usage(1, 1, 2)]
+    assert two == [TextDelta("BCD"), Usage(3, 1, 4)]
+
+
+WEATHER_CALL = ToolCall("call_w1", "get_weather", '{"city": "Paris", "unit": "c"}')
+TIME_CALL = ToolCall("call_t2", "get_time", '{"zone": "CET"}')
+
+
+def tool_call_events() -> list[dict[str, Any]]:
+    """Two tool calls whose fragments interleave across chunks, the second one first; a
+    later fragment repeats its call's id, as some compatible servers do."""
+    repeated_id = {"index": 1, "id": "call_t2", "function": {"arguments": 'ne": "CET"}'}}
+    return [
+        chat_chunk(
+            {
+                "role": "assistant",
+                "content": None,
+                **tool_call_delta(1, id="call_t2", name="get_time", arguments='{"zo'),
+            }
+        ),
+        chat_chunk(tool_call_delta(0, id="call_w1", name="get_weather")),
+        chat_chunk(tool_call_delta(0, arguments='{"city": ')),
+        chat_chunk({"tool_calls": [repeated_id]}),
+        chat_chunk(tool_call_delta(0, arguments='"Paris", "unit": "c"}')),
+        chat_chunk({}, "tool_calls"),
+    ]
+
+
+async def test_tool_calls_are_assembled_from_interleaved_fragments(wire: Wire) -> None:
+    route = wire.route(
+        "/chat/completions",
+        pieces(sse(*tool_call_events(), chat_chunk(None, usage=USAGE))),
+        headers=SSE_HEADERS,
+    )
+    backend = llm()
+    events = await collect(backend)
+    await backend.aclose()
+    assert events == [WEATHER_CALL, TIME_CALL, Usage(**USAGE)]
+    assert route.call_count == 1 and wire.bodies[0].closed
+
+
+async def test_tool_calls_come_at_their_finish_reason_not_at_the_end(wire: Wire) -> None:
+    control = ServerControl()
+    parts = [sse(*tool_call_events(), done=False), sse(chat_chunk(None, usage=USAGE))]
+    wire.route("/chat/completions", parts, headers=SSE_HEADERS, control=control)
+    backend = llm()
+    async with aclosing(backend.chat(MESSAGES)) as stream:
+        first_two = [await asyncio.wait_for(anext(stream), 1.0) for _ in range(2)]
+        assert first_two == [WEATHER_CALL, TIME_CALL]
+        assert not control.release.is_set()  # the usage chunk is still held back
+        control.release.set()
+        assert [e async for e in stream] == [Usage(**USAGE)]
+    await backend.aclose()
+
+
+async def test_tool_calls_without_their_finish_reason_come_at_the_end(wire: Wire) -> None:
+    # Some compatible servers finish a tool-calling reply with "stop", or not at all.
+    events = [*tool_call_events()[:-1], chat_chunk({"content": "Checking."}, "stop")]
+    wire.route("/chat/completions", [sse(*events)], headers=SSE_HEADERS)
+    backend = llm()
+    assert await collect(backend) == [TextDelta("Checking."), WEATHER_CALL, TIME_CALL]
+    await backend.aclose()
+
+
+@pytest.mark.parametrize(
+    ("fragment", "expected"),
+    [
+        ({"function": {"arguments": "{}"}}, "without an integer 'index'"),
+        ({"index": 0, "function": {"arguments": "{}"}}, "tool call 0 without an id"),
+        ({"index": 0, "id": "call_1", "function": {"name": 7}}, "name is int, not text"),
+        ({"index": 0, "id": ["x"], "function": {"name": "f"}}, "id is list, not text"),
+    ],
+)
+async def test_malformed_tool_calls_are_provider_errors(
+    wire: Wire, fragment: dict[str, object], expected: str
+) -> None:
+    events = [chat_chunk({"tool_calls": [fragment]}), chat_chunk({}, "tool_calls")]
+    wire.route("/chat/completions", [sse(*events)], headers=SSE_HEADERS)
+    backend = llm()
+    with pytest.raises(ProviderError) as info:
+        await collect(backend)
+    await backend.aclose()
+    assert type(info.value) is ProviderError and not info.value.retryable
+    assert "openai chat completion: malformed" in str(info.value)
+    assert expected in str(info.value)
+    assert wire.bodies[0].closed
+
+
+async def test_tool_messages_and_assistant_tool_calls_reach_the_request(wire: Wire) -> None:
+    route = wire.route("/chat/completions", [sse(*chat_events(["Sunny."]))], headers=SSE_HEADERS)
+    messages = [
+        Message("system", "You are brief."),
+        Message("user", "Weather and time in Paris?"),
+        Message("assistant", "", tool_calls=(WEATHER_CALL, TIME_CALL)),
+        Message("tool", '{"sky": "sunny"}', tool_call_id="call_w1"),
+        Message("tool", '{"time": "15:00"}', tool_call_id="call_t2"),
+        Message("assistant", "It is sunny and", interrupted=True),
+    ]
+    backend = llm()
+    await collect(backend, messages)
+    await backend.aclose()
+    assert json.loads(route.calls.last.request.content)["messages"] == [
+        {"role": "system", "content": "You are brief."},
+        {"role": "user", "content": "Weather and time in Paris?"},
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                {
+                    "id": "call_w1",
+                    "type": "function",
+                    "function": {"name": "get_weather", "arguments": WEATHER_CALL.arguments},
+                },
+                {
+                    "id": "call_t2",
+                    "type": "function",
+                    "function": {"name": "get_time", "arguments": TIME_CALL.arguments},
+                },
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_w1", "content": '{"sky": "sunny"}'},
+        {"role": "tool", "tool_call_id": "call_t2", "content": '{"time": "15:00"}'},
+        {"role": "assistant", "content": "It is sunny and"},
+    ]
+
+
+async def test_a_tool_message_without_its_call_id_is_refused_before_any_request(
+    wire: Wire,
+) -> None:
+    route = wire.route("/chat/completions", [sse(*chat_events(["x"]))], headers=SSE_HEADERS)
+    backend = llm()
+    with pytest.raises(ValueError, match="tool_call_id"):
+        await collect(backend, [Message("tool", "{}")])
+    await backend.aclose()
+    assert route.call_count == 0
 
 
 async def test_mid_stream_error_event_is_a_provider_error(wire: Wire) -> None:
@@ -155,13 +319,13 @@ async def test_mid_stream_error_event_is_a_provider_error(wire: Wire) -> None:
     events = chat_events(["Hel", "lo"])[:3]
     wire.route("/chat/completions", pieces(sse(*events, error)), headers=SSE_HEADERS)
     backend = llm()
-    got: list[str] = []
+    got: list[LLMEvent] = []
     with pytest.raises(ProviderError) as info:
-        async with aclosing(backend.stream(MESSAGES)) as stream:
-            async for delta in stream:
-                got.append(delta)
+        async with aclosing(backend.chat(MESSAGES)) as stream:
+            async for event in stream:
+                got.append(event)
     await backend.aclose()
-    assert got == ["Hel", "lo"]
+    assert got == [TextDelta("Hel"), TextDelta("lo")]
     assert type(info.value) is ProviderError
     assert info.value.provider == "openai" and info.value.retryable
     assert "overloaded" in str(info.value)
@@ -221,8 +385,8 @@ async def test_aclose_mid_stream_releases_the_response(wire: Wire) -> None:
     control = ServerControl()
     wire.route("/chat/completions", chat_body_parts(), headers=SSE_HEADERS, control=control)
     backend = llm()
-    stream = backend.stream(MESSAGES)
-    assert await anext(stream) == "Hello"
+    stream = backend.chat(MESSAGES)
+    assert await anext(stream) == TextDelta("Hello")
     await stream.aclose()
     assert wire.bodies[0].closed and control.closed.is_set()
     assert not await leftover_tasks()
@@ -234,7 +398,7 @@ async def test_cancelling_the_consumer_releases_the_response(wire: Wire) -> None
     control = ServerControl()
     wire.route("/chat/completions", chat_body_parts(), headers=SSE_HEADERS, control=control)
     backend = llm()
-    await cancel_after_first(backend.stream(MESSAGES))
+    await cancel_after_first(backend.chat(MESSAGES))
     assert wire.bodies[0].closed
     assert not await leftover_tasks()
     await backend.aclose()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from openai_wire import (
     PCM_HEADERS,
     SSE_HEADERS,
+    USAGE,
     Wire,
     chat_events,
     pcm_24k,
@@ -18,6 +21,7 @@ import voxpipe_openai.plugin
 from voxpipe import Registry, SimSpeechSource, VoiceAgent, load_config
 from voxpipe.errors import ConfigError
 from voxpipe.hookspecs import PLUGIN_API_VERSION
+from voxpipe.protocols import Message
 from voxpipe_openai import (
     OpenAIASR,
     OpenAIASROptions,
@@ -31,6 +35,7 @@ OPENAI_ALL = {kind: {"backend": "openai"} for kind in ("asr", "llm", "tts")}
 
 
 def registry() -> Registry:
+    """This plugin beside the core's built-ins (the sim backends, the energy VAD)."""
     registry = Registry(entry_points=False)
     registry.register(voxpipe_openai.plugin, name="openai")
     return registry
@@ -64,13 +69,7 @@ def test_defaults() -> None:
         None,
     )
     asr = OpenAIASROptions()
-    assert (asr.model, asr.language, asr.prompt, asr.endpoint_ms, asr.threshold_db) == (
-        "gpt-4o-transcribe",
-        None,
-        None,
-        500,
-        -40,
-    )
+    assert (asr.model, asr.language, asr.prompt) == ("gpt-4o-transcribe", None, None)
 
 
 async def test_config_builds_the_backends_with_the_session_context() -> None:
@@ -101,6 +100,8 @@ async def test_config_builds_the_backends_with_the_session_context() -> None:
         ("llm", {"model": ""}, "model"),
         ("asr", {"base_url": "api.example.com"}, "http:// or https://"),
         ("llm", {"openai_api_key": "sk-x"}, "OPENAI_API_KEY"),
+        ("asr", {"endpoint_ms": 500}, r"endpoint_ms has moved: set \[turns\] endpoint_ms"),
+        ("asr", {"threshold_db": -30}, r"threshold_db has moved: set \[vad\] threshold_db"),
     ],
 )
 def test_bad_options(kind: str, options: dict[str, object], expected: str) -> None:
@@ -111,30 +112,50 @@ def test_bad_options(kind: str, options: dict[str, object], expected: str) -> No
 
 @pytest.mark.looptime
 async def test_a_whole_conversation_over_the_mocked_api(wire: Wire) -> None:
-    said = "What's the weather like?"
-    reply = ["It", " is", " sunny", " and", " warm", ".", " Anything", " else", "?"]
+    said = ["What's the weather like?", "And tomorrow?"]
+    replies = [
+        ["It", " is", " sunny", " and", " warm", ".", " Anything", " else", "?"],
+        ["Rain", " tomorrow", "."],
+    ]
+    heard, answers = iter(said), iter(replies)
     asr_route = wire.route(
-        "/audio/transcriptions", pieces(transcription_body(said)), headers=SSE_HEADERS
+        "/audio/transcriptions",
+        lambda: pieces(transcription_body(next(heard))),
+        headers=SSE_HEADERS,
     )
     llm_route = wire.route(
-        "/chat/completions", pieces(sse(*chat_events(reply))), headers=SSE_HEADERS
+        "/chat/completions", lambda: pieces(sse(*chat_events(next(answers)))), headers=SSE_HEADERS
     )
     tts_route = wire.route("/audio/speech", pieces(pcm_24k(800), 4801), headers=PCM_HEADERS)
+    config = {**OPENAI_ALL, "agent": {"system_prompt": "Be brief."}, "turns": {"endpoint_ms": 500}}
 
-    async with VoiceAgent.from_config(OPENAI_ALL, registry=registry()) as agent:
-        session = await agent.run(SimSpeechSource([said], agent=agent))
-        llm = agent.llm
-        assert isinstance(llm, OpenAILLM)
-        assert llm.last_usage == {"prompt_tokens": 19, "completion_tokens": 6, "total_tokens": 25}
+    async with VoiceAgent.from_config(config, registry=registry()) as agent:
+        session = agent.session(SimSpeechSource(said))
+        metrics = await session.run()
 
-    (turn,) = session.turns
-    assert turn.user_text == said
-    assert turn.agent_text == "".join(reply)
-    # The mocked API answers at once: what is left is the endpointing wait.
-    assert turn.endpoint_detected == pytest.approx(turn.stamps["speech_end"] + 500, abs=1e-6)
-    assert turn.latency("asr_finalization") == pytest.approx(500, abs=1e-6)
-    for stamp in ("asr_final", "llm_first_token", "tts_first_audio", "playout_start"):
-        assert turn.stamps[stamp] is not None
-    assert asr_route.call_count == 1 and llm_route.call_count == 1
-    assert tts_route.call_count >= 1
+    answered = ["".join(reply) for reply in replies]
+    assert [t.user_text for t in metrics.turns] == said
+    assert [t.agent_text for t in metrics.turns] == answered
+    assert session.history == [
+        Message("user", said[0]),
+        Message("assistant", answered[0]),
+        Message("user", said[1]),
+        Message("assistant", answered[1]),
+    ]
+    # One ASR stream heard both turns; the second request carries the first exchange.
+    assert asr_route.call_count == 2 and llm_route.call_count == 2
+    assert json.loads(llm_route.calls[1].request.content)["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": said[0]},
+        {"role": "assistant", "content": answered[0]},
+        {"role": "user", "content": said[1]},
+    ]
+    for turn in metrics.turns:
+        assert turn.extra["llm_usage"] == USAGE
+        # The mocked API answers at once: what is left is the session's endpointing wait.
+        assert turn.endpoint_detected == pytest.approx(turn.stamps["speech_end"] + 500)
+        assert turn.latency("asr_finalization") == pytest.approx(500)
+        for stamp in ("asr_final", "llm_first_token", "tts_first_audio", "playout_start"):
+            assert turn.stamps[stamp] is not None
+    assert tts_route.call_count >= 2
     assert all(body.closed for body in wire.bodies)

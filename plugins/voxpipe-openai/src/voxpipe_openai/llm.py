@@ -1,21 +1,22 @@
-"""OpenAILLM: Chat Completions, streamed; text deltas as they arrive, usage from the last chunk."""
+"""OpenAILLM: Chat Completions, streamed, as voxpipe LLM events: text deltas as they arrive,
+the token usage from the usage chunk, tool calls assembled from their streamed fragments."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from openai import omit
-from openai.types.chat import ChatCompletionMessageParam
+from openai.types.chat import ChatCompletionAssistantMessageParam, ChatCompletionMessageParam
 from pydantic import Field
 
 from voxpipe.hookspecs import BackendContext
-from voxpipe.protocols import Message
+from voxpipe.protocols import LLMEvent, Message, TextDelta, ToolCall, Usage
 from voxpipe_openai._client import ClientBackend, ConnectionOptions
 from voxpipe_openai._errors import malformed, translated
 
 _WHAT = "chat completion"
-_USAGE_FIELDS = ("prompt_tokens", "completion_tokens", "total_tokens")
 
 
 class OpenAILLMOptions(ConnectionOptions):
@@ -29,32 +30,32 @@ class OpenAILLMOptions(ConnectionOptions):
 
 
 class OpenAILLM(ClientBackend):
-    """``/v1/chat/completions`` with ``stream=True``: yields content deltas while the model
-    writes. After a stream ends, ``last_usage`` holds the token usage it reported
-    (``prompt_tokens``, ``completion_tokens``, ``total_tokens``) or ``None``."""
+    """``/v1/chat/completions`` with ``stream=True``. Holds no per-call state: one object
+    serves any number of concurrent chats."""
 
     def __init__(self, options: OpenAILLMOptions, context: BackendContext | None = None) -> None:
         super().__init__(options)
         self.options = options
-        self.last_usage: dict[str, int] | None = None
-        self.last_finish_reason: str | None = None
 
-    async def stream(self, messages: Sequence[Message]) -> AsyncIterator[str]:
-        self.last_usage, self.last_finish_reason = None, None
+    async def chat(self, messages: Sequence[Message]) -> AsyncIterator[LLMEvent]:
+        """``TextDelta`` per content (or refusal) delta, ``Usage`` when the server reports
+        it, each ``ToolCall`` once complete (at ``finish_reason="tool_calls"`` or the end)."""
         opts = self.options
+        params = [_message(m) for m in messages]
         # OpenAI itself wants max_completion_tokens (its reasoning models refuse max_tokens);
         # compatible servers know max_tokens.
         limit, official = opts.max_tokens, self._client.base_url.host == "api.openai.com"
         with translated(_WHAT, self._key):
             stream = await self._client.chat.completions.create(
                 model=opts.model,
-                messages=[_message(m) for m in messages],
+                messages=params,
                 stream=True,
                 stream_options={"include_usage": True},
                 temperature=omit if opts.temperature is None else opts.temperature,
                 max_completion_tokens=omit if limit is None or not official else limit,
                 max_tokens=omit if limit is None or official else limit,
             )
+        calls = _ToolCalls()
         async with stream:  # closes the response when done, failed, cancelled or aclose()d
             while True:
                 with translated(_WHAT, self._key):
@@ -62,40 +63,91 @@ class OpenAILLM(ClientBackend):
                         chunk = await anext(stream)
                     except StopAsyncIteration:
                         break
-                    text = self._read(chunk)
-                if text:
-                    yield text
+                    events = _read(chunk, calls)
+                for event in events:
+                    yield event
+        for call in calls.done():  # a server that ended without finish_reason="tool_calls"
+            yield call
 
-    def _read(self, chunk: Any) -> str:
-        """The text of one chunk; records usage and finish reason; malformed -> error."""
-        choices = getattr(chunk, "choices", None)
-        usage = getattr(chunk, "usage", None)
-        if usage is not None:
-            counts: dict[str, int] = {}
-            for name in _USAGE_FIELDS:
-                count = getattr(usage, name, None)
-                if not isinstance(count, int):
-                    raise malformed(_WHAT, f"usage without an integer {name}")
-                counts[name] = count
-            self.last_usage = counts
-        if choices is None and usage is not None:
-            return ""
-        if not isinstance(choices, list):
-            raise malformed(_WHAT, "a chunk without 'choices'")
-        parts: list[str] = []
-        for choice in choices:
-            delta = getattr(choice, "delta", None)
-            for name in ("content", "refusal"):  # a refusal is what the model says instead
-                value = getattr(delta, name, None)
-                if value is None:
-                    continue
-                if not isinstance(value, str):
-                    raise malformed(_WHAT, f"delta.{name} is {type(value).__name__}, not text")
-                parts.append(value)
-            reason = getattr(choice, "finish_reason", None)
-            if isinstance(reason, str):
-                self.last_finish_reason = reason
-        return "".join(parts)
+
+def _read(chunk: Any, calls: _ToolCalls) -> list[LLMEvent]:
+    """The events of one chunk (its tool-call fragments go to ``calls``); malformed -> error."""
+    choices = getattr(chunk, "choices", None)
+    usage = getattr(chunk, "usage", None)
+    if choices is None and usage is not None:
+        return [_usage(usage)]
+    if not isinstance(choices, list):
+        raise malformed(_WHAT, "a chunk without 'choices'")
+    events: list[LLMEvent] = []
+    for choice in choices:
+        delta = getattr(choice, "delta", None)
+        # A refusal is what the model says instead of an answer: it is spoken too.
+        text = "".join(_text(delta, name) for name in ("content", "refusal"))
+        if text:
+            events.append(TextDelta(text))
+        fragments = getattr(delta, "tool_calls", None)
+        if fragments is not None and not isinstance(fragments, list):
+            raise malformed(_WHAT, "delta.tool_calls is not a list")
+        for fragment in fragments or ():
+            calls.add(fragment)
+        if getattr(choice, "finish_reason", None) == "tool_calls":
+            events.extend(calls.done())
+    if usage is not None:
+        events.append(_usage(usage))
+    return events
+
+
+def _text(owner: Any, name: str) -> str:
+    """``owner.name`` as text ("" when absent); anything else is malformed."""
+    value = getattr(owner, name, None)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise malformed(_WHAT, f"{name} is {type(value).__name__}, not text")
+    return value
+
+
+def _usage(usage: Any) -> Usage:
+    counts: list[int] = []
+    for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        count = getattr(usage, name, None)
+        if not isinstance(count, int):
+            raise malformed(_WHAT, f"usage without an integer {name}")
+        counts.append(count)
+    return Usage(*counts)
+
+
+@dataclass(slots=True)
+class _Call:
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+
+class _ToolCalls:
+    """Tool calls streamed as fragments keyed by ``index``: the first carries the call's
+    ``id`` and ``function.name``, the later ones append to ``function.arguments``."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, _Call] = {}
+
+    def add(self, fragment: Any) -> None:
+        index = getattr(fragment, "index", None)
+        if not isinstance(index, int):
+            raise malformed(_WHAT, "a tool call fragment without an integer 'index'")
+        call = self._calls.setdefault(index, _Call())
+        function = getattr(fragment, "function", None)
+        call.id = _text(fragment, "id") or call.id
+        call.name = _text(function, "name") or call.name
+        call.arguments.append(_text(function, "arguments"))
+
+    def done(self) -> list[ToolCall]:
+        """The calls assembled so far, in index order; forgets them."""
+        calls, self._calls = sorted(self._calls.items()), {}
+        for index, call in calls:
+            if not call.id or not call.name:
+                raise malformed(_WHAT, f"tool call {index} without an id or a function name")
+        return [ToolCall(c.id, c.name, "".join(c.arguments)) for _, c in calls]
 
 
 def _message(message: Message) -> ChatCompletionMessageParam:
@@ -103,4 +155,17 @@ def _message(message: Message) -> ChatCompletionMessageParam:
         return {"role": "system", "content": message.content}
     if message.role == "user":
         return {"role": "user", "content": message.content}
-    return {"role": "assistant", "content": message.content}
+    if message.role == "tool":
+        if message.tool_call_id is None:
+            raise ValueError("a tool message needs the tool_call_id of the call it answers")
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    assistant: ChatCompletionAssistantMessageParam = {
+        "role": "assistant",
+        "content": message.content,
+    }
+    if message.tool_calls:
+        assistant["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in message.tool_calls
+        ]
+    return assistant

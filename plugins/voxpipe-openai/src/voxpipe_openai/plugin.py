@@ -18,7 +18,7 @@ def voxpipe_backends() -> list[BackendSpec]:
             OpenAIASR,
             OpenAIASROptions,
             PLUGIN_API_VERSION,
-            "local energy endpointing, each utterance streamed back by /v1/audio/transcriptions",
+            "each utterance the session's VAD cuts is streamed back by /v1/audio/transcriptions",
             env_vars=(KEY_ENV_VAR,),
         ),
         BackendSpec(
