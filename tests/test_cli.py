@@ -42,10 +42,12 @@ def voxpipe(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProc
     )
 
 
-def test_demo_runs_end_to_end_and_writes_every_output(tmp_path: Path) -> None:
+def demo(tmp_path: Path, *flags: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Path]]:
+    """``voxpipe demo --virtual-time`` writing every output into ``tmp_path``."""
     out = {name: tmp_path / name for name in ("m.json", "t.png", "call.wav")}
     result = voxpipe(
         "demo",
+        *flags,
         "--virtual-time",
         "--json",
         out["m.json"],
@@ -55,6 +57,11 @@ def test_demo_runs_end_to_end_and_writes_every_output(tmp_path: Path) -> None:
         out["call.wav"],
     )
     assert result.returncode == 0, result.stderr
+    return result, out
+
+
+def test_demo_runs_end_to_end_and_writes_every_output(tmp_path: Path) -> None:
+    result, out = demo(tmp_path)
     for n in (1, 2, 3):
         assert f"Turn {n}:" in result.stdout
     assert "time_to_first_audio" in result.stdout and "Session summary" in result.stdout
@@ -104,19 +111,7 @@ def test_demo_runs_end_to_end_and_writes_every_output(tmp_path: Path) -> None:
 
 
 def test_barge_in_demo_plays_one_interruption(tmp_path: Path) -> None:
-    out = {name: tmp_path / name for name in ("m.json", "t.png", "call.wav")}
-    result = voxpipe(
-        "demo",
-        "--barge-in",
-        "--virtual-time",
-        "--json",
-        out["m.json"],
-        "--plot",
-        out["t.png"],
-        "--record",
-        out["call.wav"],
-    )
-    assert result.returncode == 0, result.stderr
+    result, out = demo(tmp_path, "--barge-in")
     text = " ".join(result.stdout.split())
     assert "Interrupted 1810 ms into the answer: output silent 0 ms after detection." in text
     assert "1 interrupted, 0 resumed" in text
