@@ -23,13 +23,21 @@ CONTRACT_TIMESTAMPS = {
     "llm_done",
     "tts_request",
     "tts_first_audio",
+    "first_sound",
     "playout_start",
     "turn_end",
     "interruption_detected",
     "output_silent",
 }
 INTERRUPTION_TIMESTAMPS = {"interruption_detected", "output_silent"}
-CONTRACT_LATENCIES = {"asr_finalization", "llm_ttft", "tts_ttfb", "time_to_first_audio", "total"}
+CONTRACT_LATENCIES = {
+    "asr_finalization",
+    "llm_ttft",
+    "tts_ttfb",
+    "time_to_first_audio",
+    "time_to_first_sound",
+    "total",
+}
 
 
 def voxpipe(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -94,6 +102,8 @@ def test_demo_runs_end_to_end_and_writes_every_output(tmp_path: Path) -> None:
         stamps = turn["timestamps_ms"]
         assert all(stamps[k] is not None for k in CONTRACT_TIMESTAMPS - INTERRUPTION_TIMESTAMPS)
         assert turn["interrupted"] is False and turn["heard_text"] == turn["agent_text"]
+        assert (turn["outcome"], turn["error"]) == ("ok", None)
+        assert stamps["first_sound"] == stamps["playout_start"]  # no filler: the answer
         assert set(turn["latency_ms"]) >= CONTRACT_LATENCIES
         names = {b["name"] for b in turn["budgets"]}
         assert names == {

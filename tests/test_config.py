@@ -145,7 +145,17 @@ def test_empty_config_uses_defaults_and_the_default_registry() -> None:
         spec, options = config.backend(kind)
         assert spec.name == "sim"
         assert options == options_type()
-    assert config.budgets.items() == []
+    # No [budgets] section: the tutorial's defaults, all warn, so every turn has verdicts.
+    assert config.budgets.items() == [
+        ("asr_processing", 100.0),
+        ("asr_finalization", 300.0),
+        ("llm_first_token", 500.0),
+        ("llm_token_generation", 20.0),
+        ("tts_first_chunk", 200.0),
+        ("tts_chunk_generation", 50.0),
+        ("time_to_first_audio", 1000.0),
+    ]
+    assert {config.budgets.action(name) for name, _ in config.budgets.items()} == {"warn"}
 
 
 def test_parse_config_names_its_source(registry: Registry) -> None:
@@ -198,7 +208,7 @@ BAD_CONFIGS = [
     ),
     pytest.param(
         "[budgets]\nllm_first_token = -5\n",
-        r"\[budgets\] llm_first_token: Input should be greater than 0 \(got -5\)",
+        r"\[budgets.llm_first_token\] ms: Input should be greater than 0 \(got -5\)",
         id="negative-budget",
     ),
     pytest.param("[agent]\nframe_ms = = 20\n", r"not valid TOML \(.*line 2", id="bad-toml"),
@@ -272,3 +282,36 @@ def test_unknown_known_backend_says_what_to_install(registry: Registry) -> None:
     assert "[llm] backend: no llm backend named 'openai'" in message
     assert "Installed llm backends: sim (voxpipe)." in message
     assert "`pip install voxpipe-openai`" in message
+
+
+def test_budgets_take_a_number_or_a_table_and_can_be_turned_off(registry: Registry) -> None:
+    budgets = load_config(
+        {"budgets": {"llm_first_token": {"ms": 500, "action": "fallback"}, "tts_first_chunk": 250}},
+        registry=registry,
+    ).budgets
+    assert budgets.items() == [("llm_first_token", 500.0), ("tts_first_chunk", 250.0)]
+    assert (budgets.action("llm_first_token"), budgets.action("tts_first_chunk")) == (
+        "fallback",
+        "warn",
+    )
+    off = load_config({"budgets": {"enabled": False, "llm_first_token": 300}}, registry=registry)
+    assert off.budgets.items() == []
+
+
+@pytest.mark.parametrize(
+    ("budgets", "expected"),
+    [
+        ({"llm_first_token": {"ms": 500, "action": "panic"}}, r"llm_first_token.*action.*'warn'"),
+        (
+            {"asr_finalization": {"ms": 300, "action": "filler"}},
+            r"asr_finalization: action 'filler' does not apply",
+        ),
+        ({"llm_first_token": {"ms": -5}}, r"llm_first_token.*ms"),
+        ({"llm_first_token": {"action": "warn"}}, r"llm_first_token.*ms.*Field required"),
+    ],
+)
+def test_bad_budgets_are_config_errors(
+    registry: Registry, budgets: dict[str, object], expected: str
+) -> None:
+    with pytest.raises(ConfigError, match=expected):
+        load_config({"budgets": budgets}, registry=registry)

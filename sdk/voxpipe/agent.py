@@ -10,11 +10,11 @@ backends, so one agent serves any number of conversations at once.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from voxpipe.budgets import LatencyBudgets
+from voxpipe.budgets import DEFAULT_BUDGETS, LatencyBudgets
 from voxpipe.compat import as_v2
 from voxpipe.config import AgentConfig, load_config
 from voxpipe.events import EVENTS
@@ -39,7 +39,7 @@ class VoiceAgent:
     Each backend is either an object (shared by every session of this agent: it must take
     concurrent streams, and ``agent.aclose()`` closes it) or a factory called with no
     arguments (a class, a function): each session then builds its own and closes it at its
-    end. ``from_config`` uses factories.
+    end. ``from_config`` uses factories. A list is a chain: the backend, then its fallbacks.
     """
 
     def __init__(
@@ -54,24 +54,35 @@ class VoiceAgent:
         phrases: PhrasePolicy | None = None,
         turns: TurnSettings | None = None,
         lookahead_ms: float = DEFAULT_LOOKAHEAD_MS,
-        backend_names: dict[str, str] | None = None,
+        fillers: Sequence[str] = ("One moment.", "Let me check."),
+        apology: str = "Sorry, I couldn't answer that. Could you say it again?",
+        max_consecutive_failures: int = 3,
+        backend_names: dict[str, list[str]] | None = None,
     ) -> None:
         given = {"asr": asr, "llm": llm, "tts": tts, "vad": vad or EnergyVAD()}
-        self._backends: dict[str, tuple[Any, bool]] = {}
-        for kind, backend in given.items():
-            if isinstance(backend, type) or (callable(backend) and not _is_backend(kind, backend)):
-                self._backends[kind] = (backend, True)  # a factory
-            else:
-                as_v2(kind, backend)  # a TypeError names the protocol it misses
-                self._backends[kind] = (backend, False)
-        self.budgets = budgets or LatencyBudgets()
+        self._backends: dict[str, list[tuple[Any, bool]]] = {}
+        for kind, chain in given.items():
+            self._backends[kind] = []
+            for backend in chain if isinstance(chain, list | tuple) else [chain]:
+                factory = isinstance(backend, type) or (
+                    callable(backend) and not _is_backend(kind, backend)
+                )
+                if not factory:
+                    as_v2(kind, backend)  # a TypeError names the protocol it misses
+                self._backends[kind].append((backend, factory))
+        self.budgets = budgets or DEFAULT_BUDGETS
+        self.fillers = list(fillers)
+        self.apology = apology
+        self.max_consecutive_failures = max_consecutive_failures
         self.system_prompt = system_prompt
         self.phrases = phrases or PhrasePolicy()
         self.turns = turns or TurnSettings()
         self.lookahead_ms = lookahead_ms
-        self.backend_names = backend_names or {
-            kind: _name(backend) for kind, (backend, _) in self._backends.items()
+        #: Each kind's chain by name: the backend, then its fallbacks.
+        self.chain_names = backend_names or {
+            kind: _unique([_name(b) for b, _ in chain]) for kind, chain in self._backends.items()
         }
+        self.backend_names = {kind: names[0] for kind, names in self.chain_names.items()}
         self.listeners: dict[str, list[Callable[[Any], None]]] = {e: [] for e in EVENTS}
 
     @classmethod
@@ -83,18 +94,29 @@ class VoiceAgent:
         if not isinstance(config, AgentConfig):
             config = load_config(config, registry=registry)
         settings = config.agent
-        build = functools.partial
+
+        def chain(kind: str) -> list[Any]:
+            return [
+                functools.partial(config.build, kind, i) for i in range(len(config.chain(kind)))
+            ]
+
         return cls(
-            build(config.build, "asr"),
-            build(config.build, "llm"),
-            build(config.build, "tts"),
-            vad=build(config.build, "vad"),
+            chain("asr"),
+            chain("llm"),
+            chain("tts"),
+            vad=chain("vad"),
             budgets=config.budgets,
             system_prompt=settings.system_prompt,
             phrases=settings.phrases,
             turns=config.turns,
             lookahead_ms=settings.playout_lookahead_ms,
-            backend_names={k: getattr(config, k).backend for k in ("asr", "llm", "tts", "vad")},
+            fillers=settings.fillers,
+            apology=settings.apology,
+            max_consecutive_failures=settings.max_consecutive_failures,
+            backend_names={
+                k: _unique([spec.name for spec, _ in config.chain(k)])
+                for k in ("asr", "llm", "tts", "vad")
+            },
         )
 
     def on(self, event: str, callback: Callable[[Any], None]) -> Callable[[Any], None]:
@@ -105,10 +127,15 @@ class VoiceAgent:
         self.listeners[event].append(callback)
         return callback
 
-    def backend(self, kind: str) -> tuple[Any, bool]:
-        """The ``kind`` backend for a new session, and whether it was built for it."""
-        backend, is_factory = self._backends[kind]
-        return (backend(), True) if is_factory else (backend, False)
+    def backends(self, kind: str) -> list[tuple[str, Any, bool]]:
+        """The ``kind`` chain for a new session: (name, backend, whether it was built for
+        the session) each."""
+        return [
+            (name, backend() if factory else backend, factory)
+            for name, (backend, factory) in zip(
+                self.chain_names[kind], self._backends[kind], strict=True
+            )
+        ]
 
     def session(
         self,
@@ -132,10 +159,11 @@ class VoiceAgent:
 
     async def aclose(self) -> None:
         """Close the backend objects shared by this agent's sessions."""
-        for backend, is_factory in self._backends.values():
-            aclose = getattr(backend, "aclose", None)
-            if not is_factory and aclose is not None:
-                await aclose()
+        for chain in self._backends.values():
+            for backend, is_factory in chain:
+                aclose = getattr(backend, "aclose", None)
+                if not is_factory and aclose is not None:
+                    await aclose()
 
     async def __aenter__(self) -> VoiceAgent:
         return self
@@ -150,6 +178,14 @@ def _is_backend(kind: str, backend: Any) -> bool:
     except TypeError:
         return False
     return True
+
+
+def _unique(names: list[str]) -> list[str]:
+    """Names told apart: a second "openai" in a chain is "openai#2"."""
+    return [
+        n if names[:i].count(n) == 0 else f"{n}#{names[:i].count(n) + 1}"
+        for i, n in enumerate(names)
+    ]
 
 
 def _name(backend: Any) -> str:

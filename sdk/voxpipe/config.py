@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from voxpipe.budgets import LatencyBudgets
+from voxpipe.budgets import DEFAULT_BUDGETS, LatencyBudgets
 from voxpipe.errors import ConfigError, PluginError
 from voxpipe.hookspecs import BackendContext, BackendSpec
 from voxpipe.protocols import BACKEND_KINDS
@@ -28,15 +28,27 @@ _SECRET_KEY = re.compile(
 
 
 class BackendChoice(BaseModel):
-    """``[asr]`` / ``[llm]`` / ``[tts]``: ``backend = "<name>"`` plus that backend's options."""
+    """``[asr]`` / ``[llm]`` / ``[tts]``: ``backend = "<name>"`` plus that backend's options,
+    and ``fallback``: the backends to try next, each ``{backend = "<name>", options...}``."""
 
     model_config = ConfigDict(extra="allow")
 
     backend: str = "sim"
+    fallback: list[dict[str, Any]] = Field(
+        default_factory=list, description="backends to try next, in order"
+    )
 
     @property
     def options(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
+
+    def chain(self) -> list[tuple[str, dict[str, Any]]]:
+        """(backend name, its options) for the backend and its fallbacks, in order."""
+        rest = [
+            (str(f.get("backend", "sim")), {k: v for k, v in f.items() if k != "backend"})
+            for f in self.fallback
+        ]
+        return [(self.backend, self.options), *rest]
 
 
 class VADChoice(BackendChoice):
@@ -58,6 +70,18 @@ class AgentSettings(BaseModel):
     playout_lookahead_ms: float = Field(
         1000, ge=100, le=30_000, description="how far synthesis may run ahead of playout, ms"
     )
+    fillers: list[str] = Field(
+        default_factory=lambda: ["One moment.", "Let me check."],
+        min_length=1,
+        description="holding phrases the filler policy says, in turn",
+    )
+    apology: str = Field(
+        "Sorry, I couldn't answer that. Could you say it again?",
+        description="said when a reply fails or is cancelled; empty: stay silent",
+    )
+    max_consecutive_failures: int = Field(
+        3, ge=1, le=100, description="failed turns in a row that end the session"
+    )
     phrases: PhrasePolicy = Field(default_factory=PhrasePolicy)
 
 
@@ -72,10 +96,10 @@ class AgentConfig(BaseModel):
     tts: BackendChoice = Field(default_factory=BackendChoice)
     vad: VADChoice = Field(default_factory=VADChoice)
     turns: TurnSettings = Field(default_factory=TurnSettings)
-    budgets: LatencyBudgets = Field(default_factory=LatencyBudgets)
+    budgets: LatencyBudgets = Field(default_factory=DEFAULT_BUDGETS.model_copy)
 
     _source: str = PrivateAttr("<dict>")
-    _resolved: dict[str, tuple[BackendSpec, BaseModel]] = PrivateAttr(default_factory=dict)
+    _resolved: dict[str, list[tuple[BackendSpec, BaseModel]]] = PrivateAttr(default_factory=dict)
 
     @property
     def source(self) -> str:
@@ -87,11 +111,15 @@ class AgentConfig(BaseModel):
 
     def backend(self, kind: str) -> tuple[BackendSpec, BaseModel]:
         """The spec and validated options of the ``kind`` backend."""
-        return self._resolved[kind]
+        return self._resolved[kind][0]
 
-    def build(self, kind: str) -> Any:
-        """Construct the ``kind`` backend."""
-        spec, options = self._resolved[kind]
+    def chain(self, kind: str) -> list[tuple[BackendSpec, BaseModel]]:
+        """The ``kind`` backend and its fallbacks, in order."""
+        return list(self._resolved[kind])
+
+    def build(self, kind: str, index: int = 0) -> Any:
+        """Construct the ``kind`` backend (``index`` > 0: one of its fallbacks)."""
+        spec, options = self._resolved[kind][index]
         return spec.factory(options, self.context)
 
 
@@ -124,25 +152,50 @@ def parse_config(
     registry = registry or default_registry()
     for kind in BACKEND_KINDS:
         choice: BackendChoice = getattr(config, kind)
-        try:
-            spec = registry.get(kind, choice.backend)
-        except ConfigError as exc:
-            raise type(exc)(f"{source}: [{kind}] backend: {exc}") from None
-        except PluginError as exc:
-            raise ConfigError(f"{source}: [{kind}] backend: {exc}") from None
-        for key in choice.options:
-            if _SECRET_KEY.search(key):
-                where = " or ".join(spec.env_vars) or "the provider's key variable"
-                raise ConfigError(
-                    f"{source}: [{kind}] {key}: API keys are never read from config files; "
-                    f"remove it and set {where} in the environment instead."
-                )
-        try:
-            options = spec.options.model_validate(choice.options)
-        except ValidationError as exc:
-            raise ConfigError(_describe(exc, source, prefix=(kind,), backend=spec)) from None
-        config._resolved[kind] = (spec, options)
+        if kind == "vad" and choice.fallback:
+            raise ConfigError(f"{source}: [vad] fallback: the VAD has no fallback chain.")
+        config._resolved[kind] = [
+            _resolve(
+                registry,
+                source,
+                kind if i == 0 else f"{kind}.fallback.{i - 1}",
+                kind,
+                name,
+                options,
+            )
+            for i, (name, options) in enumerate(choice.chain())
+        ]
     return config
+
+
+def _resolve(
+    registry: Registry, source: str, where: str, kind: str, name: str, given: dict[str, Any]
+) -> tuple[BackendSpec, BaseModel]:
+    """The spec of backend ``name`` and its validated ``given`` options (at ``[where]``)."""
+    try:
+        spec = registry.get(kind, name)
+    except ConfigError as exc:
+        raise type(exc)(f"{source}: [{where}] backend: {exc}") from None
+    except PluginError as exc:
+        raise ConfigError(f"{source}: [{where}] backend: {exc}") from None
+    for key in given:
+        if _SECRET_KEY.search(key):
+            env = " or ".join(spec.env_vars) or "the provider's key variable"
+            raise ConfigError(
+                f"{source}: [{where}] {key}: API keys are never read from config files; "
+                f"remove it and set {env} in the environment instead."
+            )
+        if key == "fallback":
+            raise ConfigError(
+                f"{source}: [{where}] fallback: a fallback has no fallback of its own."
+            )
+    try:
+        options = spec.options.model_validate(given)
+    except ValidationError as exc:
+        raise ConfigError(
+            _describe(exc, source, prefix=tuple(where.split(".")), backend=spec)
+        ) from None
+    return spec, options
 
 
 #: Keys that moved in plugin API v2: (section, key) -> where they are now.

@@ -27,6 +27,7 @@ TIMESTAMPS = (
     "llm_done",
     "tts_request",
     "tts_first_audio",
+    "first_sound",
     "playout_start",
     "turn_end",
     "interruption_detected",
@@ -39,8 +40,12 @@ LATENCIES: dict[str, tuple[str, str]] = {
     "llm_ttft": ("llm_request", "llm_first_token"),
     "tts_ttfb": ("tts_request", "tts_first_audio"),
     "time_to_first_audio": ("speech_end", "playout_start"),
+    "time_to_first_sound": ("speech_end", "first_sound"),
     "total": ("speech_end", "turn_end"),
 }
+
+#: How a turn's reply ended.
+OUTCOMES = ("ok", "interrupted", "failed", "cancelled")
 
 #: The stages that tile time to first audio, in order: name -> (from stamp, to stamp).
 STAGES: dict[str, tuple[str, str]] = {
@@ -65,8 +70,11 @@ class BudgetResult:
     ok: bool | None = None
     #: What happened when the deadline passed: "none" if it did not, else the policy's action.
     action: str = "none"
-    #: Session time at which the deadline fired while the stage was still running.
+    #: Session time at which the deadline fired while the stage was still running (and the
+    #: action was taken).
     missed_at_ms: float | None = None
+    #: What the action did, in words ("fallback to sim", "filler: One moment.").
+    detail: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,6 +84,32 @@ class BudgetResult:
             "ok": self.ok,
             "action": self.action,
             "missed_at_ms": _round(self.missed_at_ms),
+            "detail": self.detail,
+        }
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One request a stage made to one backend of its chain."""
+
+    stage: str  # "llm" or "tts"
+    backend: str
+    start_ms: float
+    first_output_ms: float | None = None
+    #: "ok", "failed", "lost" (another backend answered first) or "cancelled".
+    outcome: str = "ok"
+    error: str = ""
+    retries: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "backend": self.backend,
+            "start_ms": _round(self.start_ms),
+            "first_output_ms": _round(self.first_output_ms),
+            "outcome": self.outcome,
+            "error": self.error,
+            "retries": self.retries,
         }
 
 
@@ -90,12 +124,17 @@ class TurnMetrics:
     #: heard of ``agent_text``.
     interrupted: bool = False
     heard_text: str = ""
+    #: How the reply ended (``OUTCOMES``), and why when it is not "ok" or "interrupted".
+    outcome: str = "ok"
+    error: str | None = None
     stamps: dict[str, float] = field(default_factory=dict)
     #: Latencies and stages the interruption cut short (started, not finished).
     cut_short: list[str] = field(default_factory=list)
     #: Interruptions that brought no words, after which the reply resumed:
     #: ``{"detected_ms", "silent_ms", "resumed_ms"}`` each.
     false_interruptions: list[dict[str, float]] = field(default_factory=list)
+    #: Every request to a backend (retries, hedges, fallbacks), in the order started.
+    attempts: list[Attempt] = field(default_factory=list)
     budgets: list[BudgetResult] = field(default_factory=list)
     #: When the ASR's endpointer decided the speech had ended, if the ASR says so.
     endpoint_detected: float | None = None
@@ -146,11 +185,14 @@ class TurnMetrics:
             "agent_text": self.agent_text,
             "interrupted": self.interrupted,
             "heard_text": self.heard_text,
+            "outcome": self.outcome,
+            "error": self.error,
             "timestamps_ms": {name: _round(self.stamps.get(name)) for name in TIMESTAMPS},
             "cut_short": list(self.cut_short),
             "false_interruptions": [
                 {k: _round(v) for k, v in f.items()} for f in self.false_interruptions
             ],
+            "attempts": [a.to_dict() for a in self.attempts],
             "latency_ms": {name: _round(self.latency(name)) for name in LATENCIES},
             "stages_ms": {name: _round(v) for name, v in self.stages().items()},
             "endpointing_ms": _round(endpointing),
@@ -171,12 +213,15 @@ class TurnMetrics:
             agent_text=data.get("agent_text", ""),
             interrupted=bool(data.get("interrupted", False)),
             heard_text=data.get("heard_text", ""),
+            outcome=data.get("outcome", "ok"),
+            error=data.get("error"),
             stamps=stamps,
             cut_short=list(data.get("cut_short", [])),
             false_interruptions=[
                 {k: float(v) for k, v in f.items() if v is not None}
                 for f in data.get("false_interruptions", [])
             ],
+            attempts=[Attempt(**a) for a in data.get("attempts", [])],
             budgets=[
                 BudgetResult(
                     b["name"],
@@ -185,6 +230,7 @@ class TurnMetrics:
                     b.get("ok"),
                     b.get("action", "none"),
                     b.get("missed_at_ms"),
+                    b.get("detail", ""),
                 )
                 for b in data.get("budgets", [])
             ],
@@ -221,6 +267,22 @@ class SessionMetrics:
             out[f"{name}_ms"] = percentiles(values)
         return out
 
+    def outcomes(self) -> dict[str, int]:
+        """How many turns ended each way."""
+        return {name: sum(t.outcome == name for t in self.turns) for name in OUTCOMES}
+
+    def attempt_latency(self) -> dict[str, dict[str, float | int | None]]:
+        """Per ``stage/backend``: time to first output of the attempts that answered (lost,
+        cancelled and failed attempts are left out)."""
+        values: dict[str, list[float]] = {}
+        for turn in self.turns:
+            for a in turn.attempts:
+                if a.outcome == "ok" and a.first_output_ms is not None:
+                    values.setdefault(f"{a.stage}/{a.backend}", []).append(
+                        a.first_output_ms - a.start_ms
+                    )
+        return {key: percentiles(v) for key, v in values.items()}
+
     def interruptions(self) -> dict[str, int]:
         """How many turns the user interrupted, and how many resumed after a false one."""
         return {
@@ -245,6 +307,8 @@ class SessionMetrics:
                 "summary": self.summary(),
                 "budget_failures": self.budget_failures(),
                 **self.interruptions(),
+                "outcomes": self.outcomes(),
+                "first_output_ms_by_backend": self.attempt_latency(),
             },
             "turns": [t.to_dict() for t in self.turns],
         }

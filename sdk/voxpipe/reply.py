@@ -15,12 +15,22 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Generator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Sequence
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any
 
+from voxpipe.attempts import StageRequest, describe
 from voxpipe.audio import AudioFrame
-from voxpipe.protocols import Alignment, Message, TextDelta, ToolCall, Usage, tts_is_streaming
+from voxpipe.errors import AuthError, ProviderError
+from voxpipe.protocols import (
+    Alignment,
+    Message,
+    TextDelta,
+    ToolCall,
+    TTSOutput,
+    Usage,
+    tts_is_streaming,
+)
 from voxpipe.speech import SpokenText, synthesize_phrases
 from voxpipe.streams import Channel
 
@@ -108,16 +118,28 @@ class Reply:
         text: str | None = None,
         turn: Turn | None = None,
         interruptible: bool = True,
+        audio: Sequence[TTSOutput] | None = None,
+        in_history: bool = True,
     ) -> None:
         self.session, self.turn, self.interruptible = session, turn, interruptible
-        self._messages, self._given = messages, text
+        self._messages, self._cached = messages, audio
+        #: Whether what the user heard of it joins the history (fillers and apologies do not).
+        self.in_history = in_history
         #: What the LLM has written so far (the given text for ``say``).
         self.text = text.strip() if text is not None else ""
-        #: What the user heard: all of ``text`` once it has played, less if interrupted.
+        #: What the user heard: all of ``text`` once it has played, less if it was stopped.
         self.heard_text = ""
         self.tool_calls: list[ToolCall] = []
-        self.interrupted = False
+        #: "ok", or how it stopped: "interrupted" (the user), "cancelled" (a budget),
+        #: "failed" (a provider; ``error`` says why).
+        self.outcome = "ok"
+        self.error: BaseException | None = None
         self.done = False
+        #: The stage requests in flight, for the budget policies to hedge.
+        self.llm_request: StageRequest[Any] | None = None
+        self.tts_request: StageRequest[Any] | None = None
+        #: The turn this reply fills in for while its answer is late (a filler).
+        self.filler_for: Turn | None = None
         self.started_ms = 0.0
         self._text_out: Channel[str] = Channel()
         self._audio = AudioChannel(session.agent.lookahead_ms)
@@ -135,9 +157,13 @@ class Reply:
         self._rest: AudioFrame | None = None  # the unplayed part of the frame a pause cut
 
     @property
+    def interrupted(self) -> bool:
+        return self.outcome == "interrupted"
+
+    @property
     def active(self) -> bool:
-        """Started or waiting to start, and neither ended nor interrupted."""
-        return not self.done and not self.interrupted
+        """Started or waiting to start, and neither ended nor stopped."""
+        return not self.done and self.outcome == "ok"
 
     @property
     def held(self) -> bool:
@@ -167,13 +193,28 @@ class Reply:
         else:
             detected = self.session.clock.now_ms() if at_ms is None else at_ms
             silent = self._silence(detected)
-        self.interrupted = True
+        self.outcome = "interrupted"
         if self.turn is not None:
             metrics = self.turn.metrics
             metrics.interrupted = True
             metrics.mark_cut_short()
             self.turn.stamp("interruption_detected", detected)
             self.turn.stamp("output_silent", silent)
+        self._stop()
+
+    def cancel(self, reason: str) -> None:
+        """Stop now because a budget said so (``reason``): like ``interrupt``, but the
+        turn's outcome is "cancelled"."""
+        if not self.active:
+            return
+        self._silence(self.session.clock.now_ms())
+        self.outcome = "cancelled"
+        if self.turn is not None:
+            self.turn.metrics.mark_cut_short()
+            self.turn.metrics.error = reason
+        self._stop()
+
+    def _stop(self) -> None:
         if self._task is None:
             self._finish()
         else:
@@ -237,29 +278,65 @@ class Reply:
                 stages.create_task(self._play())
                 await self._generate()  # in this task: the request goes out one hop sooner
         except asyncio.CancelledError:
-            if not self.interrupted:
-                raise
+            if self.outcome == "ok":
+                raise  # the session is being cancelled
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
         except BaseExceptionGroup as group:
-            raise first_error(group) from None
+            error = first_error(group)
+            if isinstance(error, AuthError) or not isinstance(error, ProviderError):
+                raise error from None  # a key or a bug: the session ends with it
+            self._fail(error)
         finally:
             self._finish()
+        if self.error is not None and self.session.failing:
+            raise self.error  # too many failures in a row: the session ends with the last
+
+    def _fail(self, error: ProviderError) -> None:
+        """A provider failed: the reply ends, the conversation goes on."""
+        self._silence(self.session.clock.now_ms())
+        self.outcome, self.error = "failed", error
+        if self.turn is not None:
+            self.turn.metrics.mark_cut_short()
+            self.turn.metrics.error = describe(error)
 
     def _finish(self) -> None:
         if self.done:
             return
         self.done = True
-        self.heard_text = self._spoken.heard(self._played_ms) if self.interrupted else self.text
-        if self.turn is not None and self.interrupted:
-            self.turn.metrics.stamp("turn_end", self.silent_ms or self.session.clock.now_ms())
+        stopped = self.outcome != "ok"
+        self.heard_text = self._spoken.heard(self._played_ms) if stopped else self.text
+        if self.turn is not None:
+            self.turn.metrics.outcome = self.outcome
+            if stopped:
+                now = self.session.clock.now_ms()
+                self.turn.metrics.stamp("turn_end", self.silent_ms or now)
         self._ended.set()
         self.session.reply_ended(self)
 
     def _stamp(self, name: str, at_ms: float | None = None) -> None:
-        if self.turn is not None and not self.interrupted:
+        if self.turn is not None and self.outcome == "ok":
             self.turn.stamp(name, self.session.clock.now_ms() if at_ms is None else at_ms)
+
+    def _deadline(self, budget: str) -> float | None:
+        """When ``budget`` runs out for a stage starting now (None if it is not set)."""
+        ms = dict(self.session.agent.budgets.items()).get(budget)
+        return None if ms is None else self.session.clock.now_ms() + ms
+
+    def _request(self, stage: str, budget: str, start: Any, is_output: Any) -> StageRequest[Any]:
+        """A request of ``stage`` over the session's chain for it, as ``budget`` says."""
+        session = self.session
+        return StageRequest(
+            stage,
+            session.chains[stage],
+            start,
+            is_output,
+            clock=session.clock,
+            retry=session.agent.budgets.action(budget) == "retry",
+            deadline_ms=self._deadline(budget),
+            attempts=self.turn.metrics.attempts if self.turn is not None else None,
+        )
 
     async def _generate(self) -> None:
         """LLM events -> the text channel (or the given text, at once)."""
@@ -268,11 +345,14 @@ class Reply:
             out.put(self.text)
             out.close()
             return
-        session, turn = self.session, self.turn
+        turn, messages = self.turn, self._messages
         parts: list[str] = []
         self._stamp("llm_request")
+        self.llm_request = self._request(
+            "llm", "llm_first_token", lambda llm: llm.chat(messages), _is_text
+        )
         try:
-            async with aclosing(session.llm.chat(self._messages)) as events:
+            async with aclosing(self.llm_request.stream()) as events:
                 async for event in events:
                     kind = type(event)
                     if kind is TextDelta:
@@ -299,14 +379,19 @@ class Reply:
         """The text stream -> TTS -> the audio channel, noting which text the audio speaks."""
         session, spoken, audio, clock = self.session, self._spoken, self._audio, self.session.clock
         tts = session.tts
-        if tts_is_streaming(tts):
+        frames: AsyncIterator[TTSOutput]
+        if self._cached is not None:
+            frames = _replay(self._cached, self._text_out, spoken)
+        elif tts_is_streaming(tts):
             frames = tts.synthesize_stream(self._fed_text())
         else:
-            frames = synthesize_phrases(tts, self._text_out, session.agent.phrases, self._on_phrase)
+            frames = synthesize_phrases(
+                _ChosenTTS(self), self._text_out, session.agent.phrases, self._on_phrase
+            )
         gaps_ms, gaps = 0.0, 0
-        async with aclosing(frames) as items:
+        async with aclosing(frames) as items:  # type: ignore[type-var]
             async for item in items:
-                if type(item) is Alignment:
+                if isinstance(item, Alignment):
                     spoken.align(item)
                     continue
                 if self._asked is None:
@@ -367,7 +452,7 @@ class Reply:
                     break
                 if not self._started_playout:
                     self._started_playout = True
-                    self._stamp("playout_start", play_at)
+                    self._first_sound(play_at)
                     session.refresh_state()
                 placed = frame.at(play_at)
                 self._playing, self._playing_offset = placed, self._played_ms
@@ -383,6 +468,57 @@ class Reply:
                     await clock.sleep_until(play_at)  # its start, or the end of the last one
         self._playing = None
         self._stamp("turn_end")
+
+    def _first_sound(self, at_ms: float) -> None:
+        """The first of this reply is heard: its turn's answer begins (or, for a filler, the
+        turn's first sound)."""
+        if self.filler_for is not None:
+            self.filler_for.stamp("first_sound", at_ms)
+        self._stamp("first_sound", at_ms)
+        self._stamp("playout_start", at_ms)
+
+
+class _ChosenTTS:
+    """A reply's per-phrase TTS over the session's chain: the first phrase is requested as
+    the policies say (retried, moved on, hedged), the rest from the backend that spoke it,
+    so the voice never changes within a reply."""
+
+    def __init__(self, reply: Reply) -> None:
+        self.reply = reply
+        self.backend: Any = None
+
+    def synthesize(self, text: str) -> AsyncIterator[TTSOutput]:
+        if self.backend is not None:
+            return self.backend.synthesize(text)  # type: ignore[no-any-return]
+        return self._first(text)
+
+    async def _first(self, text: str) -> AsyncGenerator[TTSOutput, None]:
+        request = self.reply._request(
+            "tts", "tts_first_chunk", lambda tts: tts.synthesize(text), _is_audio
+        )
+        self.reply.tts_request = request
+        async with aclosing(request.stream()) as items:
+            async for item in items:
+                self.backend = request.winner
+                yield item
+
+
+async def _replay(
+    items: Sequence[TTSOutput], text: Channel[str], spoken: SpokenText
+) -> AsyncGenerator[TTSOutput, None]:
+    """Audio synthesized before (a filler), spoken again: no TTS request."""
+    async for piece in text:
+        spoken.begin(piece)
+    for item in items:
+        yield item
+
+
+def _is_text(event: Any) -> bool:
+    return type(event) is TextDelta
+
+
+def _is_audio(item: Any) -> bool:
+    return type(item) is AudioFrame
 
 
 def first_error(group: BaseExceptionGroup[BaseException]) -> BaseException:

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from voxpipe.budgets import BudgetWatch
+from voxpipe.attempts import describe
+from voxpipe.budgets import BudgetWatch, Enforcer
 from voxpipe.clock import SessionClock
 from voxpipe.compat import as_v2
-from voxpipe.errors import ConfigError
+from voxpipe.errors import ConfigError, ProviderError
 from voxpipe.events import EVENTS, AgentState, BudgetMiss, Interruption, StateChange
 from voxpipe.io.recorder import CallRecorder
 from voxpipe.io.wav import NullSink
@@ -67,8 +68,15 @@ class Session:
         self.output = asyncio.Lock()
         self.clock: SessionClock = None  # type: ignore[assignment]  # set when run() starts
         self.group: asyncio.TaskGroup = None  # type: ignore[assignment]
+        #: Each stage's backends, first the primary: (name, backend) pairs.
+        self.chains: dict[str, list[tuple[str, Any]]] = {}
         self._listeners: dict[str, list[Callable[[Any], None]]] = {e: [] for e in EVENTS}
         self._turns_started = 0
+        self._failures = 0  # turns failed in a row
+        self._fillers: list[tuple[str, list[Any]]] = []  # holding phrases, synthesized
+        self._filled: set[int] = set()  # turns a filler has been said for
+        self._enforce = Enforcer(self)
+        self._asr_index = 0  # the backend of the ASR chain listening now
         self._ran = False
         bind = getattr(source, "bind", None)
         if bind is not None:
@@ -81,10 +89,36 @@ class Session:
         self._listeners[event].append(callback)
         return callback
 
-    def say(self, text: str, *, interruptible: bool = True) -> Reply:
+    def say(self, text: str, *, interruptible: bool = True, in_history: bool = True) -> Reply:
         """Speak ``text`` through the same path as a reply (after any reply playing now).
-        Called before ``run()``, it is spoken as the session starts."""
-        reply = Reply(self, text=text, interruptible=interruptible)
+        Called before ``run()``, it is spoken as the session starts. ``in_history=False``
+        keeps it out of the history (an apology)."""
+        return self._speak(
+            Reply(self, text=text, interruptible=interruptible, in_history=in_history)
+        )
+
+    def say_filler(self, turn: Turn) -> str | None:
+        """Say the next holding phrase while ``turn``'s answer is late, from audio made at
+        session start: at most once a turn. Returns what was said (None if nothing)."""
+        if turn.metrics.index in self._filled or not self._fillers:
+            return None
+        self._filled.add(turn.metrics.index)
+        text, audio = self._fillers[len(self._filled) % len(self._fillers)]
+        reply = Reply(self, text=text, audio=audio, in_history=False)
+        reply.filler_for = turn
+        self._speak(reply)
+        return text
+
+    @property
+    def failing(self) -> bool:
+        """Too many turns in a row failed: the session is to end."""
+        return self._failures >= self.agent.max_consecutive_failures
+
+    def reply_for(self, turn: Turn) -> Reply | None:
+        """The reply answering ``turn``, while it runs."""
+        return next((r for r in self.replies if r.turn is turn and r.active), None)
+
+    def _speak(self, reply: Reply) -> Reply:
         self.replies.append(reply)
         if self.group is not None:
             reply.start()
@@ -99,10 +133,10 @@ class Session:
         owned: list[Any] = []  # backends built for this session, closed at its end
         turns: TurnTaker | None = None
         try:
-            self.vad = self._backend("vad", owned)
-            self.asr = self._backend("asr", owned)
-            self.llm = self._backend("llm", owned)
-            self.tts = self._backend("tts", owned)
+            for kind in ("vad", "asr", "llm", "tts"):
+                self.chains[kind] = self._backends(kind, owned)
+            self.vad, self.asr = self.chains["vad"][0][1], self.chains["asr"][0][1]
+            self.llm, self.tts = self.chains["llm"][0][1], self.chains["tts"][0][1]
             self._check_turn_taking()
             listening = self.asr.listen()
             try:
@@ -111,11 +145,13 @@ class Session:
                     self.group = group
                     for reply in self.replies:
                         reply.start()
+                    if self.agent.budgets.acting("filler"):
+                        group.create_task(self._make_fillers())
                     hearing = group.create_task(turns.hear())
                     await turns.listen(self.source)
                     await hearing
             finally:
-                await listening.aclose()
+                await (turns.asr if turns is not None else listening).aclose()
         except BaseExceptionGroup as group_error:
             raise first_error(group_error) from None
         finally:
@@ -135,8 +171,9 @@ class Session:
     def new_turn(self) -> Turn:
         self._turns_started += 1
         metrics = TurnMetrics(index=self._turns_started)
-        watch = BudgetWatch(self.agent.budgets, metrics, self.clock, [self._on_budget_miss])
-        return Turn(metrics, watch)
+        turn = Turn(metrics, BudgetWatch(self.agent.budgets, metrics, self.clock))
+        turn.watch.on_miss(lambda name, _: self._on_budget_miss(name, turn))
+        return turn
 
     def drop_turn(self, turn: Turn) -> None:
         """A turn heard no words (a cough, noise): it is not answered or counted."""
@@ -161,10 +198,9 @@ class Session:
             self.replies.remove(reply)
         # Tool calls stay off the history until something runs them: a request that carries
         # calls without their results is invalid.
-        if reply.heard_text:
-            self.history.append(
-                Message("assistant", reply.heard_text, interrupted=reply.interrupted)
-            )
+        if reply.in_history and reply.heard_text:
+            cut = reply.outcome != "ok"
+            self.history.append(Message("assistant", reply.heard_text, interrupted=cut))
         turn = reply.turn
         if turn is not None:
             turn.metrics.agent_text = reply.text
@@ -173,8 +209,48 @@ class Session:
                 turn.metrics.extra["tool_calls"] = [asdict(call) for call in reply.tool_calls]
             turn.watch.close()
             self.metrics.turns.append(turn.metrics)
+            self._failures = self._failures + 1 if reply.outcome == "failed" else 0
+            if reply.outcome in ("failed", "cancelled") and self.agent.apology and not self.failing:
+                self._apologise()
             self.emit("turn", turn.metrics)
         self.refresh_state()
+
+    def turn_failed(self, turn: Turn | None, error: ProviderError) -> None:
+        """The ASR failed while hearing ``turn`` (if one was being heard): record it, and
+        apologise; raise ``error`` when too many turns failed in a row."""
+        self._failures += 1
+        if turn is not None:
+            turn.metrics.outcome, turn.metrics.error = "failed", describe(error)
+            turn.watch.close()
+            self.metrics.turns.append(turn.metrics)
+            self.emit("turn", turn.metrics)
+        if self.failing:
+            raise error
+        if turn is not None and self.agent.apology:
+            self._apologise()
+
+    def reopen_asr(self) -> Any:
+        """A new ASR stream after one failed: the next backend of the chain, round."""
+        chain = self.chains["asr"]
+        self._asr_index = (self._asr_index + 1) % len(chain)
+        self.asr = chain[self._asr_index][1]
+        return self.asr.listen()
+
+    def _apologise(self) -> None:
+        try:
+            self.say(self.agent.apology, in_history=False)
+        except RuntimeError:  # the session is shutting down: nobody to apologise to
+            log.debug("voxpipe: no apology, the session is ending")
+
+    async def _make_fillers(self) -> None:
+        """Synthesize the holding phrases once, so a filler plays at its deadline."""
+        for text in self.agent.fillers:
+            try:
+                audio = [item async for item in _speak_once(self.tts, text)]
+            except Exception as error:
+                log.warning("voxpipe: filler %r could not be synthesized: %s", text, error)
+                continue
+            self._fillers.append((text, audio))
 
     def refresh_state(self) -> None:
         """The state that follows from the replies in progress."""
@@ -208,14 +284,17 @@ class Session:
         silent_ms = detected_ms if silent is None else silent
         self.emit("interruption", Interruption(metrics, detected_ms, silent_ms, held))
 
-    def _on_budget_miss(self, name: str, turn: TurnMetrics) -> None:
-        self.emit("budget", BudgetMiss(name, turn, self.clock.now_ms()))
+    def _on_budget_miss(self, name: str, turn: Turn) -> None:
+        self._enforce(name, turn)
+        self.emit("budget", BudgetMiss(name, turn.metrics, self.clock.now_ms()))
 
-    def _backend(self, kind: str, owned: list[Any]) -> Any:
-        backend, built = self.agent.backend(kind)
-        if built:
-            owned.append(backend)
-        return as_v2(kind, backend)
+    def _backends(self, kind: str, owned: list[Any]) -> list[tuple[str, Any]]:
+        chain = []
+        for name, backend, built in self.agent.backends(kind):
+            if built:
+                owned.append(backend)
+            chain.append((name, as_v2(kind, backend)))
+        return chain
 
     def _check_turn_taking(self) -> None:
         if self.agent.turns.end_of_turn == "asr" and not getattr(
@@ -227,6 +306,16 @@ class Session:
                 f"user's turn itself; the asr backend {name!r} relies on the session's VAD. "
                 'Use end_of_turn = "vad" or "first".'
             )
+
+
+def _speak_once(tts: Any, text: str) -> AsyncIterator[Any]:
+    if callable(getattr(tts, "synthesize", None)):
+        return tts.synthesize(text)  # type: ignore[no-any-return]
+    return tts.synthesize_stream(_one(text))  # type: ignore[no-any-return]
+
+
+async def _one(text: str) -> AsyncIterator[str]:
+    yield text
 
 
 async def _aclose(backend: Any) -> None:

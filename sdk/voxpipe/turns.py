@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from voxpipe.audio import AudioFrame
 from voxpipe.budgets import BudgetWatch
+from voxpipe.errors import AuthError, ProviderError
 from voxpipe.events import AgentState
 from voxpipe.metrics import TurnMetrics
 from voxpipe.protocols import VAD, ASRStream, AudioSource, EndOfTurn, SpeechStarted, Transcript
@@ -150,18 +151,19 @@ class TurnTaker:
         self._held: list[Reply] = []  # replies paused by an interruption without words yet
         self._resume_timer: asyncio.TimerHandle | None = None
         self._resumed_speech: float | None = None  # speech that already had its chance
+        self._input_ended = False
 
     # --- input -----------------------------------------------------------------------------
 
     async def listen(self, source: AudioSource) -> None:
         """Read the source until it ends: the session's input task."""
         recorder = self.session.recorder
-        push, is_voiced, voice = self.asr.push, self.vad.is_voiced, self.voice
+        is_voiced, voice = self.vad.is_voiced, self.voice
         async with aclosing(source.frames(self.session.clock)) as frames:  # type: ignore[type-var]
             async for frame in frames:
                 if recorder is not None:
                     recorder.user.add(frame)
-                push(frame)
+                self.asr.push(frame)
                 was_speaking = voice.speech_start_ms is not None
                 voiced = is_voiced(frame)
                 ended = voice.update(frame, voiced)
@@ -176,22 +178,46 @@ class TurnTaker:
         last = voice.end(self.session.clock.now_ms())
         if last is not None:
             self._speech_ended(last)
+        self._input_ended = True
         self.asr.end_input()
 
     async def hear(self) -> None:
-        """Handle the ASR's events until its stream ends."""
-        async for event in self.asr:
-            kind = type(event)
-            if kind is Transcript:
-                self._on_transcript(event)  # type: ignore[arg-type]
-            elif kind is EndOfTurn:
-                self._on_asr_end_of_turn(event)  # type: ignore[arg-type]
-            elif kind is SpeechStarted:
-                self._on_asr_speech(event)  # type: ignore[arg-type]
+        """Handle the ASR's events until its stream ends. A provider error costs the turn
+        being heard, and the ASR is opened again (the next backend of its chain)."""
+        while True:
+            try:
+                async for event in self.asr:
+                    kind = type(event)
+                    if kind is Transcript:
+                        self._on_transcript(event)  # type: ignore[arg-type]
+                    elif kind is EndOfTurn:
+                        self._on_asr_end_of_turn(event)  # type: ignore[arg-type]
+                    elif kind is SpeechStarted:
+                        self._on_asr_speech(event)  # type: ignore[arg-type]
+                break
+            except ProviderError as error:
+                if isinstance(error, AuthError):
+                    raise
+                await self._recover(error)
         if self.hearing is not None and (self._finals or self._partial):
             if self._partial:  # input over: what was heard is what was said
                 self._finals.append(self._partial)
             self._end_turn(self._speech_end(), self.session.clock.now_ms())
+
+    async def _recover(self, error: ProviderError) -> None:
+        """The ASR failed: the turn being heard fails with it; listen on with a new stream."""
+        turn, self.hearing = self.hearing, None
+        self._finals, self._partial, self._awaiting_final = [], "", False
+        self._utterance, self._vad_heard = None, False
+        self._cancel(self._final_timer)
+        self.session.turn_failed(turn, error)  # raises when the session is to end
+        failed = self.asr
+        self.asr = self.session.reopen_asr()
+        await failed.aclose()
+        if self.voice.speech_start_ms is not None:
+            self.asr.speech_started(self.voice.speech_start_ms)
+        if self._input_ended:
+            self.asr.end_input()
 
     def close(self) -> None:
         """Cancel the timers (the session is over)."""
