@@ -124,7 +124,7 @@ def test_barge_in_demo_plays_one_interruption(tmp_path: Path) -> None:
     result, out = demo(tmp_path, "--barge-in")
     text = " ".join(result.stdout.split())
     assert "Interrupted 1810 ms into the answer: output silent 0 ms after detection." in text
-    assert "1 interrupted, 0 resumed" in text
+    assert "1 interrupted, 0 resumed, 0 failed, 0 cancelled" in text
     data = json.loads(out["m.json"].read_text())
     first, second, third = data["turns"]
     assert first["interrupted"] and not second["interrupted"] and not third["interrupted"]
@@ -270,3 +270,30 @@ def test_report_reads_a_saved_metrics_file(tmp_path: Path) -> None:
     garbage.write_text("[1, 2")
     bad = voxpipe("report", garbage)
     assert bad.returncode == 2 and "not a voxpipe metrics file" in bad.stderr
+
+
+def test_a_policy_acts_in_the_demo_and_the_terminal_says_so(tmp_path: Path) -> None:
+    config = tmp_path / "fallback.toml"
+    config.write_text(
+        """
+[llm]
+backend = "sim"
+first_token_ms = 1500
+fallback = [{backend = "sim", first_token_ms = 200}]
+[budgets]
+llm_first_token = {ms = 500, action = "fallback"}
+"""
+    )
+    result, out = demo(tmp_path, "--config", str(config))
+    text = " ".join(result.stdout.split())
+    assert "budget llm_first_token (500 ms) passed at" in text
+    assert ": fallback, started sim#2 beside" in text
+    assert "llm attempt on sim: lost" in text
+    for turn in json.loads(out["m.json"].read_text())["turns"]:
+        (budget,) = turn["budgets"]
+        assert (budget["action"], budget["detail"]) == ("fallback", "started sim#2 beside")
+        assert turn["latency_ms"]["llm_ttft"] == pytest.approx(700, abs=1)
+        assert [(a["backend"], a["outcome"]) for a in turn["attempts"][:2]] == [
+            ("sim", "lost"),
+            ("sim#2", "ok"),
+        ]

@@ -283,3 +283,46 @@ async def test_an_asr_failure_costs_the_turn_and_the_asr_listens_again(make_agen
     assert asr.streams == 2
     assert session.history == [Message("user", "Hello?"), Message("assistant", REPLY)]
     assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+def fallback_config(
+    stage: str, slow: dict[str, object], fast: dict[str, object]
+) -> dict[str, object]:
+    budget = "llm_first_token" if stage == "llm" else "tts_first_chunk"
+    return {
+        "asr": {"backend": "sim", "finalization_ms": 100},
+        "llm": {"backend": "sim", "first_token_ms": 300, "tokens_per_second": 50},
+        "tts": {"backend": "sim", "first_chunk_ms": 150},
+        stage: {"backend": "sim", **slow, "fallback": [{"backend": "sim", **fast}]},
+        "budgets": {budget: {"ms": 500, "action": "fallback"}},
+    }
+
+
+@pytest.mark.looptime
+async def test_fallback_chains_come_from_config_for_the_llm_and_the_tts() -> None:
+    llm = VoiceAgent.from_config(
+        fallback_config("llm", {"first_token_ms": 2000}, {"first_token_ms": 200})
+    )
+    (turn,) = (await llm.run(one_turn())).turns
+    assert turn.latency("llm_ttft") == pytest.approx(500 + 200)
+    assert [(a.backend, a.outcome) for a in turn.attempts if a.stage == "llm"] == [
+        ("sim", "lost"),
+        ("sim#2", "ok"),
+    ]
+    tts = VoiceAgent.from_config(
+        fallback_config("tts", {"first_chunk_ms": 2000}, {"first_chunk_ms": 100})
+    )
+    (turn,) = (await tts.run(one_turn())).turns
+    assert turn.latency("tts_ttfb") == pytest.approx(500 + 100)
+    tts_attempts = [(a.backend, a.outcome) for a in turn.attempts if a.stage == "tts"]
+    assert tts_attempts[:2] == [("sim", "lost"), ("sim#2", "ok")]
+    assert turn.heard_text == REPLY  # every later phrase from the backend that won
+
+
+def test_a_fallback_entry_is_validated_by_its_own_backend() -> None:
+    from voxpipe import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=r"\[llm.fallback.0\] pitch: unknown option"):
+        load_config({"llm": {"backend": "sim", "fallback": [{"backend": "sim", "pitch": 1}]}})
+    with pytest.raises(ConfigError, match=r"\[tts.fallback.0\] backend: no tts backend named 'x'"):
+        load_config({"tts": {"backend": "sim", "fallback": [{"backend": "x"}]}})

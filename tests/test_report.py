@@ -271,7 +271,7 @@ def test_an_interruption_is_told_in_the_turn_table_and_the_summary() -> None:
     )
     assert "False interruption: output silent 0 ms after detection, resumed 500 ms later" in text
     assert re.search(r"total\s+cut short", text)
-    assert "2 turns, 1 interrupted, 1 resumed" in text
+    assert "2 turns, 1 interrupted, 1 resumed, 0 failed, 0 cancelled" in " ".join(text.split())
 
 
 def test_interruption_fields_survive_a_json_round_trip(tmp_path: Path) -> None:

@@ -23,13 +23,14 @@ from voxpipe.agent import VoiceAgent
 from voxpipe.budgets import DEMO_BUDGETS
 from voxpipe.config import AgentConfig, load_config, parse_config
 from voxpipe.errors import AuthError, UsageError, VoxpipeError
-from voxpipe.events import StateChange
+from voxpipe.events import BudgetMiss, StateChange
 from voxpipe.io import CallRecorder, Line, SimSpeechSource, WavSink, WavSource
 from voxpipe.metrics import SessionMetrics, TurnMetrics
 from voxpipe.protocols import AudioSink, AudioSource
 from voxpipe.registry import default_registry
-from voxpipe.report import plot_timeline, print_session, print_turn, summary_table
+from voxpipe.report import budget_line, plot_timeline, print_session, print_turn, summary_table
 from voxpipe.runtime import freeze_gc, loop_factory
+from voxpipe.session import Session
 
 DEMO_LINES = ("Hello, how are you today?", "What's the weather like?", "Can you tell me the time?")
 #: ``voxpipe demo --barge-in``: the user talks over the second answer, 1.5 s into it.
@@ -186,15 +187,27 @@ def _converse(
     def on_turn(turn: TurnMetrics) -> None:
         print_turn(turn, console)
 
+    def on_budget(miss: BudgetMiss) -> None:
+        console.print(budget_line(miss), highlight=False)
+
+    started: list[Session] = []
+
     async def session() -> SessionMetrics:
         async with agent:
             conversation = agent.session(source, sink, recorder=recorder)
             conversation.on("state", on_state)
             conversation.on("turn", on_turn)
+            conversation.on("budget", on_budget)
+            started.append(conversation)
             return await conversation.run()
 
-    with status:
-        metrics = _run_loop(session, virtual_time=args.virtual_time)
+    try:
+        with status:
+            metrics = _run_loop(session, virtual_time=args.virtual_time)
+    except VoxpipeError:
+        if started:  # the turns until then are still worth keeping
+            _save(started[0].metrics, args)
+        raise
     console.print(summary_table(metrics))
     if args.record:
         console.print(f"call recording: {args.record}")

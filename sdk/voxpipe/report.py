@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from voxpipe.budgets import DEADLINES
+from voxpipe.events import BudgetMiss
 from voxpipe.metrics import STAGES, SessionMetrics, TurnMetrics
 
 if TYPE_CHECKING:
@@ -56,6 +57,19 @@ def _turn_title(turn: TurnMetrics) -> str:
     return title + " (interrupted)" if turn.interrupted else title
 
 
+def budget_line(miss: BudgetMiss) -> Text:
+    """One line the moment a deadline passes: which, when, and what was done."""
+    result = miss.turn.budget(miss.name)
+    budget = "" if result is None else f" ({result.budget_ms:.0f} ms)"
+    action = "" if result is None else f": {result.action}"
+    detail = f", {result.detail}" if result is not None and result.detail else ""
+    return Text(
+        f"turn {miss.turn.index}: budget {miss.name}{budget} passed at {miss.at_ms:.0f} ms"
+        f"{action}{detail}",
+        style="yellow",
+    )
+
+
 def _verdict(ok: bool | None) -> Text:
     if ok is None:
         return Text("n/a", style="dim")
@@ -87,7 +101,8 @@ def turn_table(turn: TurnMetrics) -> Table:
     budgets.add_column("verdict", justify="center")
     budgets.add_column("action")
     for b in turn.budgets:
-        budgets.add_row(b.name, _ms(b.budget_ms), _ms(b.actual_ms), _verdict(b.ok), Text(b.action))
+        action = b.action if not b.detail else f"{b.action}: {b.detail}"
+        budgets.add_row(b.name, _ms(b.budget_ms), _ms(b.actual_ms), _verdict(b.ok), Text(action))
     if not turn.budgets:
         budgets.add_row(Text("no budgets set", style="dim"), "", "", "", "")
 
@@ -106,8 +121,17 @@ def turn_table(turn: TurnMetrics) -> Table:
 
 
 def interruption_lines(turn: TurnMetrics) -> list[Text]:
-    """What the user's interruptions did to this turn's reply, in words."""
+    """What the user's interruptions (or a failure) did to this turn's reply, in words."""
     lines = []
+    if turn.outcome in ("failed", "cancelled"):
+        lines.append(Text(f"{turn.outcome.capitalize()}: {turn.error}", style="bold red"))
+    for a in turn.attempts:
+        if a.outcome != "ok" or a.retries:
+            retries = f", {a.retries} retr{'y' if a.retries == 1 else 'ies'}" if a.retries else ""
+            why = f": {a.error}" if a.error else ""
+            lines.append(
+                Text(f"{a.stage} attempt on {a.backend}: {a.outcome}{retries}{why}", style="yellow")
+            )
     stamps = turn.stamps
     for false in turn.false_interruptions:
         held = false["resumed_ms"] - false["silent_ms"]
@@ -178,9 +202,11 @@ def summary_table(session: SessionMetrics) -> Table:
     outer = Table.grid(padding=(0, 0, 1, 0))
     outer.title_style = "bold"
     counts = session.interruptions()
+    outcomes = session.outcomes()
     outer.title = (
         f"Session summary: {n} turn{'' if n == 1 else 's'}, "
-        f"{counts['interrupted_turns']} interrupted, {counts['resumed_turns']} resumed"
+        f"{counts['interrupted_turns']} interrupted, {counts['resumed_turns']} resumed, "
+        f"{outcomes['failed']} failed, {outcomes['cancelled']} cancelled"
     )
     outer.title_justify = "left"
     if session.backends:
@@ -336,9 +362,9 @@ def _draw_turn(
     for b in turn.budgets:
         begin = turn.stamps.get(DEADLINES[b.name][0]) if b.name in DEADLINES else None
         if begin is not None:
-            markers.append((begin + b.budget_ms - origin, b.name, b.budget_ms, b.ok))
+            markers.append((begin + b.budget_ms - origin, b.name, b.budget_ms, b.ok, b.action))
     levels = max(len(markers), 1)
-    for i, (x, name, budget_ms, ok) in enumerate(sorted(markers)):
+    for i, (x, name, budget_ms, ok, action) in enumerate(sorted(markers)):
         colour = _VERDICT_COLOURS[ok]
         ax.axvline(
             x,
@@ -350,10 +376,11 @@ def _draw_turn(
         )
         y = _BAR_Y - _BAR_H / 2 - 0.07 - i * (_BAR_Y - _BAR_H / 2 - 0.17) / levels
         verdict = {True: "ok", False: "over", None: "n/a"}[ok]
+        acted = f", {action}" if action not in ("none", "warn") else ""
         ax.text(
             x,
             y,
-            f" {name} ≤{budget_ms:.0f} ({verdict})",
+            f" {name} ≤{budget_ms:.0f} ({verdict}{acted})",
             fontsize=7,
             color=colour,
             va="center",
