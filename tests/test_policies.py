@@ -326,3 +326,16 @@ def test_a_fallback_entry_is_validated_by_its_own_backend() -> None:
         load_config({"llm": {"backend": "sim", "fallback": [{"backend": "sim", "pitch": 1}]}})
     with pytest.raises(ConfigError, match=r"\[tts.fallback.0\] backend: no tts backend named 'x'"):
         load_config({"tts": {"backend": "sim", "fallback": [{"backend": "x"}]}})
+
+
+@pytest.mark.looptime
+async def test_retry_backs_off_exponentially_with_jitter(make_agent: Make) -> None:
+    overloaded = ProviderError("HTTP 503", provider="x", retryable=True)
+    llm = ScriptedLLM(100, [overloaded, overloaded])
+    agent = make_agent(llm=llm, budgets=budgets(llm_first_token={"ms": 500, "action": "retry"}))
+    (turn,) = (await agent.run(one_turn())).turns
+    (attempt,) = [a for a in turn.attempts if a.stage == "llm"]
+    assert (attempt.outcome, attempt.retries, llm.calls) == ("ok", 2, 3)
+    # Waits of 50 ms then 100 ms, each with up to 50 ms of jitter, then the 100 ms answer.
+    ttft = turn.latency("llm_ttft") or 0
+    assert 50 + 100 + 100 <= ttft <= 50 + 100 + 2 * 50 + 100

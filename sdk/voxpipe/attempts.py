@@ -18,7 +18,6 @@ Once output has come nothing switches: a later error ends the stream with it. An
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from contextlib import aclosing
 from typing import Any, Generic, TypeVar
@@ -32,7 +31,8 @@ from voxpipe.streams import Channel
 
 T = TypeVar("T")
 
-#: Backoff between retries: doubling from the first, at most the last, plus jitter (s).
+#: stamina's backoff between retries: doubling from the first, at most the last, plus up to
+#: the jitter (seconds).
 BACKOFF_FIRST_S, BACKOFF_MAX_S, BACKOFF_JITTER_S = 0.05, 1.0, 0.05
 
 
@@ -165,12 +165,20 @@ class StageRequest(Generic[T]):
             return await self._open(backend, attempt)
 
         def may_retry(error: Exception) -> bool | float:
-            wait = self._backoff(error, attempt.retries)
-            if wait is not None:
-                attempt.retries += 1
-            return False if wait is None else wait
+            how = self._backoff(error, attempt.retries)
+            if how is None:
+                return False
+            attempt.retries += 1
+            return how
 
-        async for trial in stamina.retry_context(on=may_retry, attempts=None, timeout=None):
+        async for trial in stamina.retry_context(
+            on=may_retry,
+            attempts=None,  # the budget's deadline bounds the retries
+            timeout=None,
+            wait_initial=BACKOFF_FIRST_S,
+            wait_max=BACKOFF_MAX_S,
+            wait_jitter=BACKOFF_JITTER_S,
+        ):
             with trial:
                 return await self._open(backend, attempt)
         raise RuntimeError(
@@ -193,16 +201,21 @@ class StageRequest(Generic[T]):
             raise
         return items, head  # ended without output: an empty answer is an answer
 
-    def _backoff(self, error: Exception, retries: int) -> float | None:
-        """Seconds to wait before retrying after ``error``, or None to stop retrying."""
+    def _backoff(self, error: Exception, retries: int) -> bool | float | None:
+        """How to retry after ``error``: the provider's ``retry-after`` (seconds), True for
+        stamina's own backoff, or None to stop retrying (not retryable, or the deadline
+        leaves no time for the wait)."""
         if not isinstance(error, ProviderError) or not error.retryable:
             return None
         if isinstance(error, RateLimited) and error.retry_after is not None:
-            wait = error.retry_after
+            wait, longest = error.retry_after, error.retry_after
         else:
-            wait = min(BACKOFF_FIRST_S * 2**retries, BACKOFF_MAX_S)
-            wait += random.uniform(0, BACKOFF_JITTER_S)
-        if self.deadline_ms is not None and self.clock.now_ms() + wait * 1000 >= self.deadline_ms:
+            longest = min(BACKOFF_FIRST_S * 2**retries + BACKOFF_JITTER_S, BACKOFF_MAX_S)
+            wait = True
+        if (
+            self.deadline_ms is not None
+            and self.clock.now_ms() + longest * 1000 >= self.deadline_ms
+        ):
             return None  # no time left in the budget: move on
         return wait
 

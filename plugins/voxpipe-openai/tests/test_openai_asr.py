@@ -345,6 +345,9 @@ def test_endpointing_options_are_gone() -> None:
         "model",
         "language",
         "prompt",
+        "connect_timeout_ms",
+        "first_byte_timeout_ms",
+        "idle_timeout_ms",
     }
 
 

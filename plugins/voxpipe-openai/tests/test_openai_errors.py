@@ -162,9 +162,9 @@ async def test_timeouts_are_retryable(wire: Wire, kind: str) -> None:
     wire.router.post(f"https://api.openai.com/v1{path}").mock(
         side_effect=httpx.ReadTimeout("timed out")
     )
-    with pytest.raises(ProviderError, match="timed out") as info:
+    with pytest.raises(ProviderError, match="ms of the request") as info:
         await run()
-    assert info.value.retryable
+    assert info.value.retryable and "raise first_byte_timeout_ms" in str(info.value)
 
 
 async def test_unmocked_requests_fail_the_test_and_never_reach_the_network() -> None:

@@ -60,6 +60,9 @@ def test_defaults() -> None:
         "model": "gpt-4o-mini",
         "temperature": None,
         "max_tokens": None,
+        "connect_timeout_ms": 3000,
+        "first_byte_timeout_ms": 10_000,
+        "idle_timeout_ms": 5000,
     }
     tts = OpenAITTSOptions()
     assert (tts.model, tts.voice, tts.instructions, tts.speed) == (

@@ -23,7 +23,7 @@ from voxpipe.hookspecs import BackendContext
 from voxpipe.protocols import ASREvent, Transcript
 from voxpipe.streams import Channel
 from voxpipe.vad import Utterance
-from voxpipe_openai._client import ClientBackend, ConnectionOptions
+from voxpipe_openai._client import ClientBackend, ConnectionOptions, timeout_ms
 from voxpipe_openai._errors import malformed, translated
 
 _WHAT = "transcription"
@@ -41,6 +41,10 @@ class OpenAIASROptions(ConnectionOptions):
     model: str = Field("gpt-4o-transcribe", min_length=1, description="transcription model")
     language: str | None = Field(None, description="ISO-639-1 code of the speech, e.g. 'en'")
     prompt: str | None = Field(None, description="text to guide style and vocabulary")
+    first_byte_timeout_ms: float = timeout_ms(
+        10_000, "longest wait from the upload's start (connecting included) to the first text"
+    )
+    idle_timeout_ms: float = timeout_ms(5_000, "longest wait between two transcript events")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,29 +72,33 @@ class OpenAIASR(ClientBackend):
     async def _transcribe(self, clip: _Clip) -> AsyncGenerator[Transcript, None]:
         """Upload ``clip``; partials per streamed text delta, then the final."""
         opts, endpoint = self.options, clip.detected_ms
+        deadline = self._deadline(_WHAT, "transcript")
         with translated(_WHAT, self._key):
-            stream: AsyncStream[Any] = await self._client.audio.transcriptions.create(
-                file=("utterance.wav", to_wav(clip.samples, clip.sample_rate), "audio/wav"),
-                model=opts.model,
-                stream=True,
-                language=omit if opts.language is None else opts.language,
-                prompt=omit if opts.prompt is None else opts.prompt,
+            stream: AsyncStream[Any] = await deadline.wait(
+                self._client.audio.transcriptions.create(
+                    file=("utterance.wav", to_wav(clip.samples, clip.sample_rate), "audio/wav"),
+                    model=opts.model,
+                    stream=True,
+                    language=omit if opts.language is None else opts.language,
+                    prompt=omit if opts.prompt is None else opts.prompt,
+                )
             )
         async with stream:  # closes the response however this ends
             kind = stream.response.headers.get("content-type", "").split(";")[0].strip().lower()
             if kind == "application/json":  # a server that does not stream (e.g. whisper-1)
                 with translated(_WHAT, self._key):
-                    text = _json_text(await stream.response.aread())
+                    text = _json_text(await deadline.wait(stream.response.aread()))
                 yield Transcript(text, True, endpoint_ms=endpoint)
                 return
             text = ""
             while True:
                 with translated(_WHAT, self._key):
                     try:
-                        event = await anext(stream)
+                        event = await deadline.wait(anext(stream))
                     except StopAsyncIteration:
                         break
                     kind, value = _event(event)
+                deadline.output_came()
                 if kind == "transcript.text.delta" and value:
                     text += value
                     yield Transcript(text, False, endpoint_ms=endpoint)

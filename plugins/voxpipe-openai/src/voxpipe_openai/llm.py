@@ -13,7 +13,7 @@ from pydantic import Field
 
 from voxpipe.hookspecs import BackendContext
 from voxpipe.protocols import LLMEvent, Message, TextDelta, ToolCall, Usage
-from voxpipe_openai._client import ClientBackend, ConnectionOptions
+from voxpipe_openai._client import ClientBackend, ConnectionOptions, timeout_ms
 from voxpipe_openai._errors import malformed, translated
 
 _WHAT = "chat completion"
@@ -27,6 +27,10 @@ class OpenAILLMOptions(ConnectionOptions):
         gt=0,
         description="longest reply, in tokens (sent as max_completion_tokens to api.openai.com)",
     )
+    first_byte_timeout_ms: float = timeout_ms(
+        10_000, "longest wait from the request (connecting included) to the first token"
+    )
+    idle_timeout_ms: float = timeout_ms(5_000, "longest wait between two chunks of the reply")
 
 
 class OpenAILLM(ClientBackend):
@@ -45,25 +49,30 @@ class OpenAILLM(ClientBackend):
         # OpenAI itself wants max_completion_tokens (its reasoning models refuse max_tokens);
         # compatible servers know max_tokens.
         limit, official = opts.max_tokens, self._client.base_url.host == "api.openai.com"
+        deadline = self._deadline(_WHAT, "first token")
         with translated(_WHAT, self._key):
-            stream = await self._client.chat.completions.create(
-                model=opts.model,
-                messages=params,
-                stream=True,
-                stream_options={"include_usage": True},
-                temperature=omit if opts.temperature is None else opts.temperature,
-                max_completion_tokens=omit if limit is None or not official else limit,
-                max_tokens=omit if limit is None or official else limit,
+            stream = await deadline.wait(
+                self._client.chat.completions.create(
+                    model=opts.model,
+                    messages=params,
+                    stream=True,
+                    stream_options={"include_usage": True},
+                    temperature=omit if opts.temperature is None else opts.temperature,
+                    max_completion_tokens=omit if limit is None or not official else limit,
+                    max_tokens=omit if limit is None or official else limit,
+                )
             )
         calls = _ToolCalls()
         async with stream:  # closes the response when done, failed, cancelled or aclose()d
             while True:
                 with translated(_WHAT, self._key):
                     try:
-                        chunk = await anext(stream)
+                        chunk = await deadline.wait(anext(stream))
                     except StopAsyncIteration:
                         break
                     events = _read(chunk, calls)
+                if events:  # a role-only first chunk is not the first token
+                    deadline.output_came()
                 for event in events:
                     yield event
         for call in calls.done():  # a server that ended without finish_reason="tool_calls"

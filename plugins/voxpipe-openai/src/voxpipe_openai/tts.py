@@ -11,7 +11,7 @@ from pydantic import Field
 
 from voxpipe.audio import AudioFrame, Framer, StreamResampler
 from voxpipe.hookspecs import BackendContext
-from voxpipe_openai._client import ClientBackend, ConnectionOptions
+from voxpipe_openai._client import ClientBackend, ConnectionOptions, timeout_ms
 from voxpipe_openai._errors import malformed, translated
 
 _WHAT = "speech"
@@ -25,6 +25,10 @@ class OpenAITTSOptions(ConnectionOptions):
     voice: str = Field("alloy", min_length=1, description="voice name (alloy, ash, coral...)")
     instructions: str | None = Field(None, description="how to speak (tone, pace, accent)")
     speed: float | None = Field(None, ge=0.25, le=4.0, description="speaking speed, 1 = normal")
+    first_byte_timeout_ms: float = timeout_ms(
+        5_000, "longest wait from the request (connecting included) to the first audio"
+    )
+    idle_timeout_ms: float = timeout_ms(3_000, "longest wait between two chunks of audio")
 
 
 class OpenAITTS(ClientBackend):
@@ -43,18 +47,18 @@ class OpenAITTS(ClientBackend):
         resampler = StreamResampler(PCM_RATE, ctx.sample_rate)
         framer = Framer(ctx.sample_rate, ctx.frame_ms)
         odd = b""  # a sample split across two chunks
+        deadline = self._deadline(_WHAT, "audio")
         async with AsyncExitStack() as stack:  # closes the response however the stream ends
             with translated(_WHAT, self._key):
-                response = await stack.enter_async_context(
-                    self._client.audio.speech.with_streaming_response.create(
-                        input=text,
-                        model=opts.model,
-                        voice=opts.voice,
-                        response_format="pcm",
-                        instructions=omit if opts.instructions is None else opts.instructions,
-                        speed=omit if opts.speed is None else opts.speed,
-                    )
+                request = self._client.audio.speech.with_streaming_response.create(
+                    input=text,
+                    model=opts.model,
+                    voice=opts.voice,
+                    response_format="pcm",
+                    instructions=omit if opts.instructions is None else opts.instructions,
+                    speed=omit if opts.speed is None else opts.speed,
                 )
+                response = await deadline.wait(stack.enter_async_context(request))
                 kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
                 if kind == "application/json" or kind.startswith("text/"):
                     raise malformed(_WHAT, f"expected raw PCM audio, got {kind}")
@@ -62,9 +66,11 @@ class OpenAITTS(ClientBackend):
             while True:
                 with translated(_WHAT, self._key):
                     try:
-                        chunk = await anext(chunks)
+                        chunk = await deadline.wait(anext(chunks))
                     except StopAsyncIteration:
                         break
+                if chunk:
+                    deadline.output_came()
                 data = odd + chunk if odd else chunk
                 whole = len(data) - len(data) % 2
                 odd = data[whole:]

@@ -1,0 +1,156 @@
+"""The three backends against a real misbehaving server on 127.0.0.1 (``local_server.py``):
+a stall, a mid-stream disconnect, a server that never answers and a 503 each end in bounded
+time with a retryable ``ProviderError``, and leave no task and no connection behind.
+
+Real sockets, so real time: the timeouts are a few hundred ms and each test takes at most
+about half a second."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from local_server import TRANSCRIPT, LocalServer, Mode
+from openai_wire import Wire
+from timed import Backend, backend, drive, retryable
+
+CONNECT_MS, FIRST_BYTE_MS, IDLE_MS = 200, 400, 200
+#: How late past its timeout a failure may come (scheduling, a loaded machine); smaller than
+#: FIRST_BYTE_MS - IDLE_MS, so a stall timed by the wrong timeout fails the test.
+MARGIN_S = 0.15
+#: A failure that needs no timeout (a 503, a disconnect) comes within this.
+PROMPT_S = 0.1
+PATHS = {
+    "llm": "/v1/chat/completions",
+    "tts": "/v1/audio/speech",
+    "asr": "/v1/audio/transcriptions",
+}
+kinds = pytest.mark.parametrize("kind", list(PATHS))
+
+
+@pytest.fixture(autouse=True)
+def local_only(wire: Wire) -> None:
+    """respx lets requests for 127.0.0.1 through to the real server; any other still fails."""
+    wire.router.route(host="127.0.0.1").pass_through()
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[LocalServer]:
+    server = LocalServer()
+    await server.start()
+    yield server
+    await server.stop()
+
+
+def local(kind: str, base_url: str) -> Backend:
+    """A backend for the server at ``base_url``, with short timeouts."""
+    return backend(
+        kind,
+        base_url=base_url,
+        connect_timeout_ms=CONNECT_MS,
+        first_byte_timeout_ms=FIRST_BYTE_MS,
+        idle_timeout_ms=IDLE_MS,
+    )
+
+
+async def nothing_left(any_backend: Backend, server: LocalServer) -> None:
+    """Once the backend is closed the server sees every connection closed, and no task is
+    left but this test's."""
+    await any_backend.aclose()
+    await server.all_closed(within_s=0.5)
+    assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+@kinds
+async def test_a_good_answer_comes_whole(kind: str, server: LocalServer) -> None:
+    # The server speaks the API: the failures below are the modes', not the wire format's.
+    client = local(kind, server.base_url)
+    run = await drive(client, within_s=2)
+    assert run.error is None
+    if kind == "llm":
+        assert run.text == "Hello there."
+    elif kind == "tts":
+        assert len(run.outputs) == 30  # 600 ms in 20 ms frames
+    else:
+        assert run.text == TRANSCRIPT
+    assert server.requests == [PATHS[kind]]
+    await nothing_left(client, server)
+
+
+@kinds
+async def test_a_stalled_stream_fails_within_the_idle_timeout(
+    kind: str, server: LocalServer
+) -> None:
+    server.mode = Mode.STALL
+    client = local(kind, server.base_url)
+    run = await drive(client, within_s=2)
+    retryable(run, "stream stalled", f"nothing for {IDLE_MS} ms", "idle_timeout_ms")
+    assert run.outputs  # the chunks before the stall came through
+    assert IDLE_MS / 1000 - 0.01 <= run.after_last_output < IDLE_MS / 1000 + MARGIN_S
+    # The failed stream released its connection itself, before the backend was closed.
+    await server.all_closed(within_s=PROMPT_S)
+    assert server.closed_by_client == 1
+    await nothing_left(client, server)
+
+
+@kinds
+async def test_a_server_that_never_answers_fails_within_the_first_byte_timeout(
+    kind: str, server: LocalServer
+) -> None:
+    server.mode = Mode.NEVER
+    client = local(kind, server.base_url)
+    run = await drive(client, within_s=2)
+    retryable(run, f"within {FIRST_BYTE_MS} ms of the request", "first_byte_timeout_ms")
+    assert not run.outputs
+    assert FIRST_BYTE_MS / 1000 - 0.01 <= run.took < FIRST_BYTE_MS / 1000 + MARGIN_S
+    await server.all_closed(within_s=PROMPT_S)
+    assert server.closed_by_client == 1
+    await nothing_left(client, server)
+
+
+@kinds
+async def test_a_disconnect_mid_stream_fails_at_once(kind: str, server: LocalServer) -> None:
+    server.mode = Mode.DISCONNECT
+    client = local(kind, server.base_url)
+    run = await drive(client, within_s=2)
+    error = retryable(run)
+    assert "onnection" in str(error) and "_timeout_ms" not in str(error)
+    assert run.outputs and run.after_last_output < PROMPT_S  # no timeout was waited for
+    await nothing_left(client, server)
+
+
+@kinds
+async def test_a_503_is_retryable_and_comes_at_once(kind: str, server: LocalServer) -> None:
+    server.mode = Mode.UNAVAILABLE
+    client = local(kind, server.base_url)
+    run = await drive(client, within_s=2)
+    retryable(run, "HTTP 503", "server had an error")
+    assert not run.outputs and run.took < PROMPT_S
+    assert server.requests == [PATHS[kind]]  # the SDK's own retries are off
+    await nothing_left(client, server)
+
+
+@pytest.fixture
+def unaccepting() -> Iterator[str]:
+    """A listening socket on 127.0.0.1 whose accept queue is full: a connect hangs."""
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    filler = socket.create_connection(listener.getsockname())  # takes the only place
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+    filler.close()
+    listener.close()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="relies on Linux dropping SYNs to a full queue")
+@kinds
+async def test_a_connect_that_hangs_fails_within_the_connect_timeout(
+    kind: str, unaccepting: str
+) -> None:
+    client = local(kind, unaccepting)
+    run = await drive(client, within_s=2)
+    retryable(run, f"could not connect within {CONNECT_MS} ms", "connect_timeout_ms")
+    assert CONNECT_MS / 1000 - 0.01 <= run.took < CONNECT_MS / 1000 + MARGIN_S
+    await client.aclose()
+    assert asyncio.all_tasks() == {asyncio.current_task()}
