@@ -192,8 +192,8 @@ BAD_CONFIGS = [
     pytest.param(
         '[asr]\nbackend = "sim"\nendpoint = 300\n',
         r"\[asr\] endpoint: unknown option for the asr backend 'sim' "
-        r"\(valid: backend, finalization_ms, first_partial_ms, "
-        r"partial_interval_ms, confidence\)",
+        r"\(valid: backend, latency, error_rate, fail_with, retry_after_ms, seed, "
+        r"idle_timeout_ms, finalization_ms, first_partial_ms, partial_interval_ms, confidence\)",
         id="unknown-backend-option",
     ),
     pytest.param(

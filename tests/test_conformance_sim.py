@@ -1,4 +1,5 @@
-"""The sim backends pass the same conformance kit as any plugin."""
+"""The sim backends pass the same conformance kit as any plugin, their provider failures
+injected by their fault options (``error_rate = 1``)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,34 @@ from voxpipe.sim import (
 )
 from voxpipe.testing import ASRContract, Failure, LLMContract, ServerControl, TTSContract
 
+_FAIL_WITH = {
+    Failure.AUTH: "auth",
+    Failure.RATE_LIMIT: "rate_limit",
+    Failure.SERVER: "server_error",
+    Failure.MALFORMED: "malformed",
+}
+
+
+def failing(failure: Failure) -> dict[str, Any]:
+    """Fault options under which every request fails with ``failure``."""
+    options: dict[str, Any] = {"error_rate": 1, "fail_with": _FAIL_WITH[failure]}
+    if failure is Failure.RATE_LIMIT:
+        options["retry_after_ms"] = Failure.RETRY_AFTER_S * 1000
+    return options
+
+
+#: Fault options every sim backend must refuse, with the key the error must name.
+BAD_FAULT_OPTIONS: list[tuple[dict[str, Any], str]] = [
+    ({"latency": {"p50": 300, "p99": 100}}, "latency"),
+    ({"error_rate": 1.5}, "error_rate"),
+    ({"fail_with": "timeout"}, "fail_with"),
+]
+
 
 class SimContract:
     backend_name = "sim"
     distribution = "voxpipe"
-    failures: ClassVar[tuple[Failure, ...]] = ()  # no provider to fail
+    failures: ClassVar[tuple[Failure, ...]] = tuple(Failure)
     transport_closes = False  # no connection to close
 
 
@@ -28,10 +52,15 @@ class TestSimLLM(SimContract, LLMContract):
     bad_options: ClassVar[list[tuple[dict[str, Any], str]]] = [
         ({"tokens_per_second": 0}, "tokens_per_second"),
         ({"first_token_ms": "soon"}, "first_token_ms"),
+        *BAD_FAULT_OPTIONS,
     ]
 
     def make_backend(self, control: ServerControl, context: BackendContext) -> SimLLM:
         return SimLLM(SimLLMOptions(first_token_ms=50, tokens_per_second=50), context)
+
+    def make_failing_backend(self, failure: Failure, context: BackendContext) -> SimLLM:
+        options = SimLLMOptions(first_token_ms=50, tokens_per_second=50, **failing(failure))
+        return SimLLM(options, context)
 
 
 class TestSimTTS(SimContract, TTSContract):
@@ -39,10 +68,14 @@ class TestSimTTS(SimContract, TTSContract):
     bad_options: ClassVar[list[tuple[dict[str, Any], str]]] = [
         ({"speed": -1}, "speed"),
         ({"pitch_hz": 5000}, "pitch_hz"),
+        *BAD_FAULT_OPTIONS,
     ]
 
     def make_backend(self, control: ServerControl, context: BackendContext) -> SimTTS:
         return SimTTS(SimTTSOptions(first_chunk_ms=30), context)
+
+    def make_failing_backend(self, failure: Failure, context: BackendContext) -> SimTTS:
+        return SimTTS(SimTTSOptions(first_chunk_ms=30, **failing(failure)), context)
 
 
 class TestSimStreamTTS(TestSimTTS):
@@ -51,12 +84,19 @@ class TestSimStreamTTS(TestSimTTS):
     def make_backend(self, control: ServerControl, context: BackendContext) -> SimStreamTTS:
         return SimStreamTTS(SimTTSOptions(first_chunk_ms=30), context)
 
+    def make_failing_backend(self, failure: Failure, context: BackendContext) -> SimStreamTTS:
+        return SimStreamTTS(SimTTSOptions(first_chunk_ms=30, **failing(failure)), context)
+
 
 class TestSimASR(SimContract, ASRContract):
     bad_options: ClassVar[list[tuple[dict[str, Any], str]]] = [
         ({"finalization_ms": -1}, "finalization_ms"),
         ({"confidence": 2}, "confidence"),
+        *BAD_FAULT_OPTIONS,
     ]
 
     def make_backend(self, control: ServerControl, context: BackendContext) -> SimASR:
         return SimASR(SimASROptions(), context)
+
+    def make_failing_backend(self, failure: Failure, context: BackendContext) -> SimASR:
+        return SimASR(SimASROptions(**failing(failure)), context)

@@ -43,6 +43,8 @@ def _body(path: str) -> tuple[str, list[bytes]]:
 class LocalServer:
     def __init__(self) -> None:
         self.mode = Mode.OK
+        #: Modes for the next requests, one each, before ``mode`` applies again.
+        self.next_modes: list[Mode] = []
         #: The path of every request, in order.
         self.requests: list[str] = []
         #: How many connections the client closed while the server was waiting on them.
@@ -90,7 +92,7 @@ class LocalServer:
         self, path: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> bool:
         """Answer one request as ``mode`` says; whether the connection stays open for more."""
-        mode = self.mode
+        mode = self.next_modes.pop(0) if self.next_modes else self.mode
         if mode is Mode.NEVER:
             await self._until_client_closes(reader)
             return False

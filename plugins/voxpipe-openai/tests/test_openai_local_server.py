@@ -154,3 +154,75 @@ async def test_a_connect_that_hangs_fails_within_the_connect_timeout(
     assert CONNECT_MS / 1000 - 0.01 <= run.took < CONNECT_MS / 1000 + MARGIN_S
     await client.aclose()
     assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+def conversation(server: LocalServer, budget: dict[str, object], **llm: object) -> object:
+    """An agent whose LLM is OpenAI at the local server (sim ASR and TTS around it)."""
+    from voxpipe import VoiceAgent
+
+    return VoiceAgent.from_config(
+        {
+            "llm": {
+                "backend": "openai",
+                "base_url": server.base_url,
+                "first_byte_timeout_ms": FIRST_BYTE_MS,
+                "idle_timeout_ms": IDLE_MS,
+                **llm,
+            },
+            "tts": {"backend": "sim", "first_chunk_ms": 20, "speed": 20},
+            "turns": {"endpoint_ms": 100},
+            "budgets": {"llm_first_token": budget},
+        }
+    )
+
+
+async def talk(agent: object) -> object:
+    from voxpipe import SimSpeechSource
+
+    (turn,) = (await agent.run(SimSpeechSource(["hi"], lead_ms=0, pause_ms=200))).turns  # type: ignore[attr-defined]
+    return turn
+
+
+async def test_with_retry_a_503_costs_a_retry_and_the_turn_is_answered(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "local")
+    server.next_modes = [Mode.UNAVAILABLE]
+    turn = await talk(conversation(server, {"ms": 2000, "action": "retry"}))
+    assert (turn.outcome, turn.agent_text) == ("ok", "Hello there.")  # type: ignore[attr-defined]
+    (attempt,) = [a for a in turn.attempts if a.stage == "llm"]  # type: ignore[attr-defined]
+    assert (attempt.outcome, attempt.retries) == ("ok", 1)
+    assert server.requests.count(PATHS["llm"]) == 2
+    await server.all_closed(within_s=0.5)
+
+
+async def test_with_fallback_a_silent_server_is_hedged_and_closed(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "local")
+    server.mode = Mode.NEVER
+    agent = conversation(
+        server,
+        {"ms": 150, "action": "fallback"},
+        fallback=[{"backend": "sim", "first_token_ms": 50}],
+    )
+    turn = await talk(agent)
+    assert turn.outcome == "ok"  # type: ignore[attr-defined]
+    assert [(a.backend, a.outcome) for a in turn.attempts if a.stage == "llm"] == [  # type: ignore[attr-defined]
+        ("openai", "lost"),
+        ("sim", "ok"),
+    ]
+    assert 150 + 50 <= turn.latency("llm_ttft") < 150 + 50 + 100  # type: ignore[attr-defined]
+    await server.all_closed(within_s=0.5)  # the lost request's connection is closed
+    assert server.closed_by_client == 1
+
+
+async def test_a_stall_after_the_first_words_fails_the_turn_not_the_session(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "local")
+    server.mode = Mode.STALL
+    turn = await talk(conversation(server, {"ms": 2000, "action": "retry"}))
+    assert turn.outcome == "failed"  # type: ignore[attr-defined]
+    assert "stalled" in turn.error and "idle_timeout_ms" in turn.error  # type: ignore[attr-defined]
+    await server.all_closed(within_s=0.5)

@@ -1,16 +1,17 @@
 """SimLLM: keyword replies streamed word by word at a set first-token delay and token rate,
-then the usage (one token per word)."""
+then the usage (one token per word); faults injected as its options say."""
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from voxpipe.hookspecs import BackendContext
 from voxpipe.protocols import LLMEvent, Message, TextDelta, Usage
+from voxpipe.sim.faults import FaultOptions, Faults
 
 DEFAULT_RESPONSES = {
     "hello": "Hello! I'm doing great, thanks for asking. How can I help you today?",
@@ -21,9 +22,7 @@ DEFAULT_RESPONSES = {
 _TOKEN = re.compile(r"\s*\S+")
 
 
-class SimLLMOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SimLLMOptions(FaultOptions):
     first_token_ms: float = Field(250, ge=0, description="delay before the first text delta")
     tokens_per_second: float = Field(60, gt=0, description="words per second after it")
     responses: dict[str, str] = Field(
@@ -40,6 +39,7 @@ class SimLLM:
         self, options: SimLLMOptions | None = None, context: BackendContext | None = None
     ) -> None:
         self.options = options or SimLLMOptions()
+        self._faults = Faults(self.options, "llm")
 
     def reply_for(self, messages: Sequence[Message]) -> str:
         """The reply this backend will stream for ``messages``."""
@@ -50,10 +50,15 @@ class SimLLM:
                 return reply
         return responses.get("default", DEFAULT_RESPONSES["default"])
 
-    async def chat(self, messages: Sequence[Message]) -> AsyncIterator[LLMEvent]:
+    def chat(self, messages: Sequence[Message]) -> AsyncGenerator[LLMEvent, None]:
+        first_ms = self._faults.first_output_ms(self.options.first_token_ms)
+        return self._faults.inject(self._chat(messages, first_ms / 1000.0), TextDelta)
+
+    async def _chat(
+        self, messages: Sequence[Message], first: float
+    ) -> AsyncGenerator[LLMEvent, None]:
         loop = asyncio.get_running_loop()
         start = loop.time()
-        first = self.options.first_token_ms / 1000.0
         interval = 1.0 / self.options.tokens_per_second
         tokens = _TOKEN.findall(self.reply_for(messages))
         for i, token in enumerate(tokens):

@@ -1,24 +1,24 @@
 """SimTTS: audible speech-like PCM whose length follows the text, after a first-chunk delay,
 produced ``speed`` times faster than real time, with the time each word is spoken.
-SimStreamTTS takes the text as it is written and speaks each word once it is complete."""
+SimStreamTTS takes the text as it is written and speaks each word once it is complete.
+Faults are injected as their options say."""
 
 from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from voxpipe.audio import AudioFrame
 from voxpipe.hookspecs import BackendContext
 from voxpipe.protocols import Alignment, TTSOutput
+from voxpipe.sim.faults import FaultOptions, Faults
 from voxpipe.sim.voice import WORDS_PER_MINUTE, speech_frames
 
 
-class SimTTSOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SimTTSOptions(FaultOptions):
     first_chunk_ms: float = Field(120, ge=0, description="delay before the first audio frame")
     speed: float = Field(4.0, gt=0, description="synthesis speed relative to real time")
     words_per_minute: float = Field(WORDS_PER_MINUTE, gt=0, description="speaking rate")
@@ -34,9 +34,14 @@ class SimTTS:
     ) -> None:
         self.options = options or SimTTSOptions()
         self.context = context or BackendContext()
+        self._faults = Faults(self.options, "tts")
 
-    async def synthesize(self, text: str) -> AsyncIterator[TTSOutput]:
-        pace = _Pace(self.options, self.context)
+    def synthesize(self, text: str) -> AsyncGenerator[TTSOutput, None]:
+        first_ms = self._faults.first_output_ms(self.options.first_chunk_ms)
+        return self._faults.inject(self._synthesize(text, first_ms), AudioFrame)
+
+    async def _synthesize(self, text: str, first_ms: float) -> AsyncGenerator[TTSOutput, None]:
+        pace = _Pace(self.options, self.context, first_ms)
         async for item in pace.speak(self._speak(text, 0.0)):
             yield item
 
@@ -74,8 +79,14 @@ class SimStreamTTS(SimTTS):
     """A streaming-input TTS: reads the reply's text deltas as they come and speaks each word
     as soon as it is complete (a space after it, or the end of the text)."""
 
-    async def synthesize_stream(self, text: AsyncIterator[str]) -> AsyncIterator[TTSOutput]:
-        pace = _Pace(self.options, self.context)
+    def synthesize_stream(self, text: AsyncIterator[str]) -> AsyncGenerator[TTSOutput, None]:
+        first_ms = self._faults.first_output_ms(self.options.first_chunk_ms)
+        return self._faults.inject(self._synthesize_stream(text, first_ms), AudioFrame)
+
+    async def _synthesize_stream(
+        self, text: AsyncIterator[str], first_ms: float
+    ) -> AsyncGenerator[TTSOutput, None]:
+        pace = _Pace(self.options, self.context, first_ms)
         buffer = ""
         async for delta in text:
             *complete, buffer = (buffer + delta).split(" ")  # the last may be half-written
@@ -89,12 +100,12 @@ class SimStreamTTS(SimTTS):
 
 
 class _Pace:
-    """Releases frames ``speed`` times faster than real time, the first ``first_chunk_ms``
-    after the first request; counts the audio released (``offset_ms``)."""
+    """Releases frames ``speed`` times faster than real time, the first ``first_ms`` after
+    the first request; counts the audio released (``offset_ms``)."""
 
-    def __init__(self, options: SimTTSOptions, context: BackendContext) -> None:
+    def __init__(self, options: SimTTSOptions, context: BackendContext, first_ms: float) -> None:
         self._loop = asyncio.get_running_loop()
-        self._first_s = options.first_chunk_ms / 1000.0
+        self._first_s = first_ms / 1000.0
         self._frame_s = context.frame_ms / 1000.0 / options.speed
         self._ready: float | None = None  # loop time the next frame is ready
         self.offset_ms = 0.0

@@ -11,7 +11,7 @@ from typing import Any, Self, TypeVar
 
 import httpx2
 import openai
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from voxpipe.errors import AuthError, ProviderError
 from voxpipe_openai._errors import KEY_ENV_VAR, PROVIDER, redact
@@ -50,15 +50,6 @@ class ConnectionOptions(BaseModel):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL, e.g. http://localhost:8000/v1")
         return value
-
-    @model_validator(mode="after")
-    def _connect_within_first_byte(self) -> Self:
-        if self.connect_timeout_ms > self.first_byte_timeout_ms:
-            raise ValueError(
-                "connect_timeout_ms must not exceed first_byte_timeout_ms: the first output's "
-                "clock starts with the request, connecting included"
-            )
-        return self
 
 
 def api_key() -> str:
