@@ -101,3 +101,29 @@ def test_bench_tables_show_every_level_and_the_breakdown() -> None:
     for figure in ("200", "800", "3.30", "6.90", "0.073", "97", "0.99", "0.51", "0.87"):
         assert figure in text, figure
     assert "—" in text  # a stage with no figure
+
+
+def test_the_tail_benchmark_compares_the_policies(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "tail.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "voxpipe.cli", "bench", "tail", "--turns", "50", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "160", "VOXPIPE_PLUGINS": "sim"},
+    )
+    assert done.returncode == 0, done.stderr
+    results = {r["policy"]: r for r in json.loads(out.read_text())}
+    assert set(results) == {"warn", "fallback", "filler"} and "fallback" in done.stdout
+    assert all(r["turns"] == 50 for r in results.values())
+    warn, fallback, filler = results["warn"], results["fallback"], results["filler"]
+    assert fallback["fallbacks"] > 0 and filler["fillers"] > 0 and warn["fallbacks"] == 0
+    # The same draws for the primary LLM under every policy: hedging can only shorten the
+    # tail, and a filler makes the first sound come no later than the deadline's.
+    assert fallback["first_audio_ms"]["p99"] <= warn["first_audio_ms"]["p99"]
+    assert filler["first_sound_ms"]["p99"] <= warn["first_sound_ms"]["p99"]

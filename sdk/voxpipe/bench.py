@@ -44,6 +44,7 @@ ASR_ENDPOINT_MS, ASR_FINALIZATION_MS = 200.0, 100.0  # final 300 ms after speech
 LLM_FIRST_TOKEN_MS, LLM_TOKENS_PER_SECOND = 300.0, 50.0
 TTS_FIRST_CHUNK_MS, TTS_SPEED = 150.0, 4.0
 DEFAULT_LEVELS = (1, 10, 50, 100, 200, 400, 800, 1600)
+DEFAULT_TURNS = 4
 #: Sessions start at random over about one turn (speech, answer, pause), as independent
 #: callers would, rather than all in the same phase.
 START_SPREAD_MS = 8000.0
@@ -393,6 +394,14 @@ def _fmt(value: float | None) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "what",
+        nargs="?",
+        choices=("overhead", "tail"),
+        default="overhead",
+        help="overhead: what the orchestrator costs (default); tail: what the budget "
+        "policies do to a slow LLM's latency tail (virtual time)",
+    )
+    parser.add_argument(
         "--sessions",
         type=int,
         nargs="+",
@@ -400,7 +409,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="concurrency levels to try, in order",
     )
-    parser.add_argument("--turns", type=int, default=4, help="turns per session")
+    parser.add_argument(
+        "--turns", type=int, help="turns per session (overhead: 4); tail: turns per policy (1000)"
+    )
     parser.add_argument(
         "--loop",
         choices=("asyncio", "select", "uvloop"),
@@ -424,7 +435,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        args.sessions = args.sessions[0]
+        args.sessions, args.turns = args.sessions[0], args.turns or DEFAULT_TURNS
         _child(args)
         return 0
     return run_and_report(args)
@@ -434,6 +445,11 @@ def run_and_report(args: argparse.Namespace) -> int:
     """Run the levels, print the table, write JSON (shared by ``voxpipe bench``)."""
     from rich.console import Console
 
+    if args.what == "tail":
+        from voxpipe import tail
+
+        return tail.run_and_report(args)
+    args.turns = args.turns or DEFAULT_TURNS
     loop_factory(args.loop)  # a missing uvloop is a usage error, before any child starts
     results = run_levels(
         args.sessions, turns=args.turns, loop=args.loop, gc_freeze=args.gc_freeze, cpu=args.cpu
