@@ -297,3 +297,24 @@ llm_first_token = {ms = 500, action = "fallback"}
             ("sim", "lost"),
             ("sim#2", "ok"),
         ]
+
+
+def test_run_says_a_filler_when_the_llm_is_late(
+    tmp_path: Path, speech_wav_44k_stereo: Path
+) -> None:
+    config = tmp_path / "filler.toml"
+    config.write_text(
+        FAST.replace("first_token_ms = 50", "first_token_ms = 1500").replace(
+            "[budgets]\n", '[budgets]\nllm_first_token = {ms = 300, action = "filler"}\n'
+        )
+    )
+    out = tmp_path / "m.json"
+    result = voxpipe("run", "--config", config, "--input", speech_wav_44k_stereo, "--json", out)
+    assert result.returncode == 0, result.stderr
+    assert "llm_first_token (300 ms) passed at" in result.stdout
+    assert "filler, said 'One moment.'" in " ".join(result.stdout.split())
+    (turn,) = json.loads(out.read_text())["turns"]
+    stamps = turn["timestamps_ms"]
+    assert stamps["first_sound"] == pytest.approx(stamps["llm_request"] + 300, abs=25)
+    assert stamps["playout_start"] > stamps["first_sound"]
+    assert turn["latency_ms"]["time_to_first_sound"] < turn["latency_ms"]["time_to_first_audio"]

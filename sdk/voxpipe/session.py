@@ -102,8 +102,8 @@ class Session:
         session start: at most once a turn. Returns what was said (None if nothing)."""
         if turn.metrics.index in self._filled or not self._fillers:
             return None
+        text, audio = self._fillers[len(self._filled) % len(self._fillers)]  # in turn
         self._filled.add(turn.metrics.index)
-        text, audio = self._fillers[len(self._filled) % len(self._fillers)]
         reply = Reply(self, text=text, audio=audio, in_history=False)
         reply.filler_for = turn
         self._speak(reply)
