@@ -76,8 +76,21 @@ class StageRequest(Generic[T]):
 
     async def stream(self) -> AsyncGenerator[T, None]:
         if len(self.chain) == 1 and not self._retry:  # nothing to race: read it directly
-            async for item in self._direct():
-                yield item
+            name, backend = self.chain[0]
+            attempt, self.winner = self._attempt(name), backend
+            try:
+                async with aclosing(self._start(backend)) as items:  # type: ignore[type-var]
+                    async for item in items:
+                        if attempt.first_output_ms is None and self._is_output(item):
+                            attempt.first_output_ms = self.clock.now_ms()
+                        yield item
+            except ProviderError as error:
+                attempt.outcome, attempt.error = "failed", describe(error)
+                raise
+            except (asyncio.CancelledError, GeneratorExit):
+                if attempt.first_output_ms is None:
+                    attempt.outcome = "cancelled"
+                raise
             return
         self._launch()
         try:
@@ -92,24 +105,6 @@ class StageRequest(Generic[T]):
                     yield item
         finally:
             await asyncio.gather(*self._losers, return_exceptions=True)
-
-    async def _direct(self) -> AsyncGenerator[T, None]:
-        name, backend = self.chain[0]
-        attempt = self._attempt(name)
-        self.winner = backend
-        try:
-            async with aclosing(self._start(backend)) as items:  # type: ignore[type-var]
-                async for item in items:
-                    if attempt.first_output_ms is None and self._is_output(item):
-                        attempt.first_output_ms = self.clock.now_ms()
-                    yield item
-        except ProviderError as error:
-            attempt.outcome, attempt.error = "failed", describe(error)
-            raise
-        except (asyncio.CancelledError, GeneratorExit):
-            if attempt.first_output_ms is None:
-                attempt.outcome = "cancelled"
-            raise
 
     def _attempt(self, name: str) -> Attempt:
         attempt = Attempt(self.stage, name, self.clock.now_ms())

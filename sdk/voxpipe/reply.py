@@ -485,22 +485,16 @@ class _ChosenTTS:
 
     def __init__(self, reply: Reply) -> None:
         self.reply = reply
-        self.backend: Any = None
 
     def synthesize(self, text: str) -> AsyncIterator[TTSOutput]:
-        if self.backend is not None:
-            return self.backend.synthesize(text)  # type: ignore[no-any-return]
-        return self._first(text)
-
-    async def _first(self, text: str) -> AsyncGenerator[TTSOutput, None]:
+        first = self.reply.tts_request
+        if first is not None and first.winner is not None:
+            return first.winner.synthesize(text)  # type: ignore[no-any-return]
         request = self.reply._request(
             "tts", "tts_first_chunk", lambda tts: tts.synthesize(text), _is_audio
         )
         self.reply.tts_request = request
-        async with aclosing(request.stream()) as items:
-            async for item in items:
-                self.backend = request.winner
-                yield item
+        return request.stream()
 
 
 async def _replay(
