@@ -127,6 +127,8 @@ class TurnMetrics:
     #: How the reply ended (``OUTCOMES``), and why when it is not "ok" or "interrupted".
     outcome: str = "ok"
     error: str | None = None
+    #: Why the LLM stopped, when it says ("stop", "length", "content_filter"...).
+    finish_reason: str | None = None
     stamps: dict[str, float] = field(default_factory=dict)
     #: Latencies and stages the interruption cut short (started, not finished).
     cut_short: list[str] = field(default_factory=list)
@@ -187,6 +189,7 @@ class TurnMetrics:
             "heard_text": self.heard_text,
             "outcome": self.outcome,
             "error": self.error,
+            "finish_reason": self.finish_reason,
             "timestamps_ms": {name: _round(self.stamps.get(name)) for name in TIMESTAMPS},
             "cut_short": list(self.cut_short),
             "false_interruptions": [
@@ -215,6 +218,7 @@ class TurnMetrics:
             heard_text=data.get("heard_text", ""),
             outcome=data.get("outcome", "ok"),
             error=data.get("error"),
+            finish_reason=data.get("finish_reason"),
             stamps=stamps,
             cut_short=list(data.get("cut_short", [])),
             false_interruptions=[

@@ -74,7 +74,17 @@ class Usage:
         return asdict(self)
 
 
-LLMEvent = TextDelta | Usage | ToolCall
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """Why the model stopped: "stop", "length" (its token limit), "content_filter",
+    "tool_calls"... as the provider says; recorded as the turn's ``finish_reason``. A
+    provider stream that ends without its end marker or finish reason is truncated: the
+    backend raises a ``ProviderError`` instead of ending as if the reply were whole."""
+
+    reason: str
+
+
+LLMEvent = TextDelta | Usage | ToolCall | Finish
 
 
 # --- TTS output ------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from voxpipe.audio import AudioFrame
 from voxpipe.errors import AuthError, ProviderError
 from voxpipe.protocols import (
     Alignment,
+    Finish,
     Message,
     TextDelta,
     ToolCall,
@@ -364,6 +365,8 @@ class Reply:
                         turn.metrics.extra["llm_usage"] = event.to_dict()
                     elif kind is ToolCall:
                         self.tool_calls.append(event)
+                    elif kind is Finish and turn is not None:
+                        turn.metrics.finish_reason = event.reason
             self._stamp("llm_done")
         finally:
             out.close()

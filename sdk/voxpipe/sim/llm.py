@@ -10,7 +10,7 @@ from collections.abc import AsyncGenerator, Sequence
 from pydantic import Field
 
 from voxpipe.hookspecs import BackendContext
-from voxpipe.protocols import LLMEvent, Message, TextDelta, Usage
+from voxpipe.protocols import Finish, LLMEvent, Message, TextDelta, Usage
 from voxpipe.sim.faults import FaultOptions, Faults
 
 DEFAULT_RESPONSES = {
@@ -67,6 +67,7 @@ class SimLLM:
             yield TextDelta(token)
         prompt = sum(len(m.content.split()) for m in messages)
         yield Usage(prompt, len(tokens), prompt + len(tokens))
+        yield Finish("stop")
 
     async def aclose(self) -> None:
         return None

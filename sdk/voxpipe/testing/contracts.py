@@ -35,6 +35,7 @@ from voxpipe.protocols import (
     Alignment,
     ASRStream,
     EndOfTurn,
+    Finish,
     Message,
     SpeechStarted,
     TextDelta,
@@ -310,8 +311,8 @@ class LLMContract(BackendContract):
         return as_v2("llm", backend).chat(self.messages)
 
     def check_output(self, item: Any, context: BackendContext) -> None:
-        assert type(item) in (TextDelta, Usage, ToolCall), (
-            f"chat() yields TextDelta, Usage or ToolCall (voxpipe.protocols; the session "
+        assert type(item) in (TextDelta, Usage, ToolCall, Finish), (
+            f"chat() yields TextDelta, Usage, ToolCall or Finish (voxpipe.protocols; the session "
             f"dispatches on exactly these types), got {type(item).__name__}"
         )
 
