@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,8 +192,12 @@ def read_wav(path: str | Path) -> tuple[Int16Array, int]:
     """Read a WAV file (PCM 8/16/24/32-bit or float, incl. WAVE_FORMAT_EXTENSIBLE) as int16
     samples shaped (n, channels), and its sample rate."""
     p = Path(path)
+    if p.is_dir():
+        raise AudioFormatError(f"{p}: is a directory, not a WAV file.")
     if not p.is_file():
         raise AudioFormatError(f"{p}: no such file.")
+    if not os.access(p, os.R_OK):
+        raise AudioFormatError(f"{p}: cannot be read (permission denied).")
     try:
         info = soundfile.info(str(p))
     except (soundfile.LibsndfileError, RuntimeError) as exc:

@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
@@ -56,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except VoxpipeError as exc:
         errors.print(f"[bold red]voxpipe: failed:[/] {escape(str(exc))}", highlight=False)
         return 1
+    except Stopped as stop:
+        errors.print(f"voxpipe: {stop.reason} by {stop.signal}", highlight=False)
+        return stop.exit_code
     except KeyboardInterrupt:
         errors.print("voxpipe: interrupted")
         return 130
@@ -124,6 +128,7 @@ def _add_outputs(command: argparse.ArgumentParser) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    check_paths(inputs={"--config": args.config}, outputs=_outputs(args))
     if args.config:
         config = load_config(args.config)
     else:
@@ -136,8 +141,8 @@ def _demo(args: argparse.Namespace) -> int:
     scenario = ", the user barges in on the first answer" if args.barge_in else ""
     console.print(
         f"[bold]voxpipe demo[/]: {len(lines)} turns{scenario}, backends "
-        f"asr={config.asr.backend} llm={config.llm.backend} tts={config.tts.backend}, "
-        + ("virtual time" if args.virtual_time else "real time")
+        + escape(_backends(config))
+        + (", virtual time" if args.virtual_time else ", real time")
     )
     session = _converse(agent, source, None, config, args)
     _save(session, args)
@@ -145,23 +150,26 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    check_paths(
+        inputs={"--input": args.input, "--config": args.config},
+        outputs={"--output": args.output, **_outputs(args)},
+    )
     config = load_config(args.config)
     source = WavSource(args.input, config.agent.sample_rate, config.agent.frame_ms)
     agent = VoiceAgent.from_config(config)
     sink = WavSink(args.output, config.agent.sample_rate) if args.output else None
     console.print(
-        f"[bold]voxpipe run[/]: {args.input} ({source.duration_ms / 1000:.1f} s) "
-        f"through asr={config.asr.backend} llm={config.llm.backend} "
-        f"tts={config.tts.backend}"
+        f"[bold]voxpipe run[/]: {escape(str(args.input))} ({source.duration_ms / 1000:.1f} s) "
+        f"through {escape(_backends(config))}"
     )
     session = _converse(agent, source, sink, config, args, progress=source)
     if not session.turns:
         console.print(
             "[yellow]No speech was answered: check the input level "
-            "([vad] threshold_db) or the ASR settings.[/]"
+            "(\\[vad] threshold_db) or the ASR settings.[/]"
         )
     if args.output:
-        console.print(f"agent audio: {args.output}")
+        console.print(f"agent audio: {escape(str(args.output))}")
     _save(session, args)
     return 0
 
@@ -204,13 +212,15 @@ def _converse(
     try:
         with status:
             metrics = _run_loop(session, virtual_time=args.virtual_time)
-    except VoxpipeError:
-        if started:  # the turns until then are still worth keeping
+    except (VoxpipeError, Stopped) as ended:
+        if started:  # the turns until then, and why it ended, are still worth keeping
+            if isinstance(ended, Stopped):
+                started[0].metrics.end_reason = ended.reason
             _save(started[0].metrics, args)
         raise
     console.print(summary_table(metrics))
     if args.record:
-        console.print(f"call recording: {args.record}")
+        console.print(f"call recording: {escape(str(args.record))}")
     return metrics
 
 
@@ -220,16 +230,99 @@ def _run_loop(
     freeze_gc()
     factory = loop_factory("virtual" if virtual_time else None)
     with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(main())
+        return runner.run(_stoppable(main))
+
+
+#: What a signal that stops a session means: (the session's end reason, the exit code).
+STOPPING_SIGNALS = {"SIGINT": ("interrupted", 130), "SIGTERM": ("terminated", 143)}
+
+
+class Stopped(Exception):
+    """A signal stopped the session: SIGINT (Ctrl-C) or SIGTERM."""
+
+    def __init__(self, signal_name: str) -> None:
+        super().__init__(signal_name)
+        self.signal = signal_name
+        self.reason, self.exit_code = STOPPING_SIGNALS[signal_name]
+
+
+async def _stoppable(
+    main: Callable[[], Coroutine[Any, Any, SessionMetrics]],
+) -> SessionMetrics:
+    """Run ``main``; SIGINT or SIGTERM cancel it (the session closes what it opened) and
+    raise ``Stopped``, so the outputs can still be written."""
+    loop, task = asyncio.get_running_loop(), asyncio.current_task()
+    caught: list[str] = []
+
+    def stop(name: str) -> None:
+        caught.append(name)
+        if task is not None:
+            task.cancel()
+
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop, sig.name)
+    try:
+        return await main()
+    except asyncio.CancelledError:
+        if caught:
+            raise Stopped(caught[0]) from None
+        raise
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+def _backends(config: AgentConfig) -> str:
+    return " ".join(f"{k}={getattr(config, k).backend}" for k in ("asr", "llm", "tts"))
+
+
+def _outputs(args: argparse.Namespace) -> dict[str, Path | None]:
+    return {"--json": args.json, "--plot": args.plot, "--record": args.record}
+
+
+def check_paths(inputs: dict[str, Path | None], outputs: dict[str, Path | None]) -> None:
+    """Refuse, before anything runs, outputs that would overwrite an input or each other,
+    that are directories or cannot be created, and a plot format matplotlib cannot write."""
+    given_in = {flag: path for flag, path in inputs.items() if path is not None}
+    given_out = {flag: path for flag, path in outputs.items() if path is not None}
+    seen: dict[Path, str] = {p.resolve(): flag for flag, p in given_in.items()}
+    for flag, path in given_out.items():
+        where = path.resolve()
+        if where in seen:
+            what = "input" if seen[where] in given_in else "output"
+            raise UsageError(
+                f"{flag} {path} is the same file as {seen[where]}: the {what} would be "
+                "overwritten. Choose another path."
+            )
+        seen[where] = flag
+        if path.is_dir():
+            raise UsageError(f"{flag} {path}: is a directory; give a file path.")
+        parent = where.parent
+        while not parent.exists():
+            parent = parent.parent
+        if not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise UsageError(f"{flag} {path}: cannot be created in {parent}.")
+    plot = given_out.get("--plot")
+    if plot is not None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        formats = FigureCanvasAgg(Figure()).get_supported_filetypes()
+        if plot.suffix.lower().lstrip(".") not in formats:
+            raise UsageError(
+                f"--plot {plot}: cannot write a {plot.suffix or 'suffix-less'} file; "
+                f"use one of: {', '.join('.' + f for f in sorted(formats))}."
+            )
 
 
 def _save(session: SessionMetrics, args: argparse.Namespace) -> None:
     if args.json:
         session.to_json(args.json)
-        console.print(f"metrics: {args.json}")
+        console.print(f"metrics: {escape(str(args.json))}")
     if args.plot:
         plot_timeline(session, args.plot)
-        console.print(f"timeline: {args.plot}")
+        console.print(f"timeline: {escape(str(args.plot))}")
 
 
 def _plugins(args: argparse.Namespace) -> int:
@@ -272,11 +365,14 @@ def _plugins(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    check_paths(inputs={"metrics": args.metrics}, outputs={"--plot": args.plot})
     try:
         data = json.loads(args.metrics.read_text())
         session = SessionMetrics.from_dict(data)
     except FileNotFoundError:
         raise UsageError(f"{args.metrics}: no such file.") from None
+    except (IsADirectoryError, PermissionError) as exc:
+        raise UsageError(f"{args.metrics}: cannot be read ({exc.strerror}).") from None
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise UsageError(
             f"{args.metrics}: not a voxpipe metrics file ({exc}); "
@@ -285,7 +381,7 @@ def _report(args: argparse.Namespace) -> int:
     print_session(session, console)
     if args.plot:
         plot_timeline(session, args.plot)
-        console.print(f"timeline: {args.plot}")
+        console.print(f"timeline: {escape(str(args.plot))}")
     return 0
 
 

@@ -131,9 +131,17 @@ def load_config(
         return parse_config(source, "<dict>", registry=registry)
     path = Path(source)
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found.") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file (TOML).") from None
+    except PermissionError:
+        raise ConfigError(f"{path}: cannot be read (permission denied).") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.start}); a config file is TOML in UTF-8."
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc}).") from None
     return parse_config(data, str(path), registry=registry)

@@ -257,6 +257,10 @@ class SessionMetrics:
     backends: dict[str, str] = field(default_factory=dict)
     budgets_ms: dict[str, float] = field(default_factory=dict)
     turns: list[TurnMetrics] = field(default_factory=list)
+    #: How the session ended: "completed" (the source ended), "error" (``end_error`` says
+    #: which), "cancelled", or from the CLI "interrupted" (SIGINT) / "terminated" (SIGTERM).
+    end_reason: str = "completed"
+    end_error: str | None = None
 
     def summary(self) -> dict[str, dict[str, float | int | None]]:
         """p50 / p90 / p99 / mean / count of every derived latency and stage over the turns
@@ -312,6 +316,7 @@ class SessionMetrics:
                 "budget_failures": self.budget_failures(),
                 **self.interruptions(),
                 "outcomes": self.outcomes(),
+                "ended": {"reason": self.end_reason, "error": self.end_error},
                 "first_output_ms_by_backend": self.attempt_latency(),
             },
             "turns": [t.to_dict() for t in self.turns],
@@ -327,10 +332,13 @@ class SessionMetrics:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SessionMetrics:
         session = data.get("session", {})
+        ended = session.get("ended", {})
         return cls(
             backends=dict(session.get("backends", {})),
             budgets_ms=dict(session.get("budgets_ms", {})),
             turns=[TurnMetrics.from_dict(t) for t in data.get("turns", [])],
+            end_reason=ended.get("reason", "completed"),
+            end_error=ended.get("error"),
         )
 
 

@@ -210,7 +210,7 @@ def summary_table(session: SessionMetrics) -> Table:
     )
     outer.title_justify = "left"
     if session.backends:
-        outer.caption = "  ".join(f"{k}={v}" for k, v in session.backends.items())
+        outer.caption = Text("  ".join(f"{k}={v}" for k, v in session.backends.items()))
         outer.caption_justify = "left"
     outer.add_column()
     outer.add_row(latencies)

@@ -126,9 +126,21 @@ class Session:
         return reply
 
     async def run(self) -> SessionMetrics:
+        """Hold the conversation; the metrics say how it ended (``end_reason``)."""
         if self._ran:
             raise RuntimeError("a Session runs once; start another with agent.session(...)")
         self._ran = True
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            self.metrics.end_reason = "cancelled"
+            raise
+        except BaseException as error:
+            self.metrics.end_reason, self.metrics.end_error = "error", describe(error)
+            raise
+        return self.metrics
+
+    async def _run(self) -> None:
         self.clock = SessionClock()
         owned: list[Any] = []  # backends built for this session, closed at its end
         turns: TurnTaker | None = None
@@ -164,7 +176,6 @@ class Session:
                 self.recorder.close()
             self.replies.clear()
             self.set_state(AgentState.LISTENING)
-        return self.metrics
 
     # --- for the turn-taker and the replies -----------------------------------------------
 
