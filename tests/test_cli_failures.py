@@ -173,3 +173,30 @@ def test_a_signal_ends_the_run_with_its_metrics_written(
     assert len(data["turns"]) == 1 and data["turns"][0]["agent_text"] == "Got it."
     assert f"voxpipe: {reason} by {sig.name}" in stderr
     assert os.path.getsize(out) > 0
+
+
+def test_virtual_time_is_refused_for_a_network_backend(speech: Path, tmp_path: Path) -> None:
+    pytest.importorskip("voxpipe_openai")
+    config = tmp_path / "openai.toml"
+    config.write_text('[llm]\nbackend = "openai"\n')
+    env = {k: v for k, v in ENV.items() if k != "VOXPIPE_PLUGINS"} | {"OPENAI_API_KEY": "x"}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "voxpipe.cli",
+            "run",
+            "--config",
+            str(config),
+            "--input",
+            str(speech),
+            "--virtual-time",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    text = one_paragraph(result)
+    assert "--virtual-time needs backends that run on a simulated clock" in text
+    assert "the llm backend 'openai'" in text

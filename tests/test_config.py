@@ -315,3 +315,12 @@ def test_bad_budgets_are_config_errors(
 ) -> None:
     with pytest.raises(ConfigError, match=expected):
         load_config({"budgets": budgets}, registry=registry)
+
+
+def test_a_secret_in_the_wrong_option_is_not_echoed(registry: Registry) -> None:
+    key = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0" * 2
+    with pytest.raises(ConfigError) as info:
+        load_config({"llm": {"backend": "sim", "first_token_ms": [key]}}, registry=registry)
+    assert key not in str(info.value) and "not shown: it may hold a secret" in str(info.value)
+    with pytest.raises(ConfigError, match=r"\(got 'soon'\)"):  # plain values still shown
+        load_config({"llm": {"backend": "sim", "first_token_ms": "soon"}}, registry=registry)

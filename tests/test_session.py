@@ -387,3 +387,42 @@ async def test_tool_calls_reach_the_reply_and_the_metrics_but_not_the_history() 
     }
     assert replies[0].tool_calls[0].name == "get_weather"
     assert session.history[-1] == Message("assistant", "Let me check.")
+
+
+class MeasuringLLM(SimLLM):
+    """SimLLM answering at once, noting how big each request was."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            SimLLMOptions(first_token_ms=10, tokens_per_second=1000, responses={"default": "Fine."})
+        )
+        self.sizes: list[tuple[int, int]] = []
+
+    def chat(self, messages: Sequence[Message]) -> AsyncIterator[object]:  # type: ignore[override]
+        self.sizes.append((len(messages), sum(len(m.content) for m in messages)))
+        return super().chat(messages)
+
+
+@pytest.mark.looptime
+async def test_the_history_window_bounds_every_request_over_a_thousand_turns() -> None:
+    llm = MeasuringLLM()
+    agent = VoiceAgent(
+        SimASR(SimASROptions(finalization_ms=20)),
+        llm,
+        SimTTS(SimTTSOptions(first_chunk_ms=10, speed=50, words_per_minute=600)),
+        system_prompt="Be brief.",
+        turns=TurnSettings(endpoint_ms=100),
+        history_messages=10,
+        history_chars=300,
+    )
+    lines = [f"tell me thing {n} now" for n in range(1000)]
+    source = SimSpeechSource(
+        lines, sample_rate=8000, frame_ms=100, lead_ms=0, pause_ms=100, words_per_minute=600
+    )
+    session = agent.session(source)
+    metrics = await session.run()
+    assert len(metrics.turns) == 1000 and len(session.history) == 2000  # all of it is kept
+    assert max(n for n, _ in llm.sizes) <= 1 + 10  # the system prompt and the window
+    assert max(chars for _, chars in llm.sizes) <= len("Be brief.") + 300
+    last = llm.sizes[-1]
+    assert last[0] == 11  # the window is full, not empty, at the end

@@ -57,6 +57,8 @@ class VoiceAgent:
         fillers: Sequence[str] = ("One moment.", "Let me check."),
         apology: str = "Sorry, I couldn't answer that. Could you say it again?",
         max_consecutive_failures: int = 3,
+        history_messages: int = 40,
+        history_chars: int = 16_000,
         backend_names: dict[str, list[str]] | None = None,
     ) -> None:
         given = {"asr": asr, "llm": llm, "tts": tts, "vad": vad or EnergyVAD()}
@@ -74,6 +76,9 @@ class VoiceAgent:
         self.fillers = list(fillers)
         self.apology = apology
         self.max_consecutive_failures = max_consecutive_failures
+        #: The history window: what of the conversation each LLM request carries (the
+        #: system prompt and the user's latest words always).
+        self.history_messages, self.history_chars = history_messages, history_chars
         self.system_prompt = system_prompt
         self.phrases = phrases or PhrasePolicy()
         self.turns = turns or TurnSettings()
@@ -113,6 +118,8 @@ class VoiceAgent:
             fillers=settings.fillers,
             apology=settings.apology,
             max_consecutive_failures=settings.max_consecutive_failures,
+            history_messages=settings.history_messages,
+            history_chars=settings.history_chars,
             backend_names={
                 k: _unique([spec.name for spec, _ in config.chain(k)])
                 for k in ("asr", "llm", "tts", "vad")

@@ -133,6 +133,7 @@ def _demo(args: argparse.Namespace) -> int:
         config = load_config(args.config)
     else:
         config = parse_config({"budgets": DEMO_BUDGETS.model_dump(exclude_none=True)}, "demo")
+    _check_virtual_time(config, args)
     agent = VoiceAgent.from_config(config)
     lines = BARGE_IN_LINES if args.barge_in else DEMO_LINES
     source = SimSpeechSource(
@@ -155,6 +156,7 @@ def _run(args: argparse.Namespace) -> int:
         outputs={"--output": args.output, **_outputs(args)},
     )
     config = load_config(args.config)
+    _check_virtual_time(config, args)
     source = WavSource(args.input, config.agent.sample_rate, config.agent.frame_ms)
     agent = VoiceAgent.from_config(config)
     sink = WavSink(args.output, config.agent.sample_rate) if args.output else None
@@ -271,6 +273,22 @@ async def _stoppable(
     finally:
         for sig in signals:
             loop.remove_signal_handler(sig)
+
+
+def _check_virtual_time(config: AgentConfig, args: argparse.Namespace) -> None:
+    """``--virtual-time`` only with backends that wait on nothing but the loop's timers: on
+    a simulated clock, a network wait would time out at once or report absurd latencies."""
+    if not args.virtual_time:
+        return
+    for kind in ("asr", "llm", "tts", "vad"):
+        for spec, _ in config.chain(kind):
+            if not spec.virtual_time:
+                raise UsageError(
+                    f"{config.source}: --virtual-time needs backends that run on a simulated "
+                    f"clock; the {kind} backend {spec.name!r} waits on a network or a device, "
+                    "where simulated time would report fake timeouts and latencies. Drop "
+                    "--virtual-time, or use the sim backends."
+                )
 
 
 def _backends(config: AgentConfig) -> str:

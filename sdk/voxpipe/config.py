@@ -82,6 +82,12 @@ class AgentSettings(BaseModel):
     max_consecutive_failures: int = Field(
         3, ge=1, le=100, description="failed turns in a row that end the session"
     )
+    history_messages: int = Field(
+        40, ge=1, le=10_000, description="most history messages sent to the LLM each turn"
+    )
+    history_chars: int = Field(
+        16_000, ge=100, le=1_000_000, description="most history characters sent each turn"
+    )
     phrases: PhrasePolicy = Field(default_factory=PhrasePolicy)
 
 
@@ -224,6 +230,20 @@ def _refuse_moved_keys(data: dict[str, Any], source: str) -> None:
         raise ConfigError(f"{source}: [{section}] {key} has moved: set {where} instead.")
 
 
+#: Text that may be a credential: key prefixes, or a long unbroken run of letters and digits.
+_SECRET_LIKE = re.compile(
+    r"\b(sk|pk|rk|key|tok|api)[-_][A-Za-z0-9_\-]{6,}|[A-Za-z0-9_\-+/]{24,}", re.I
+)
+
+
+def _shown(value: Any) -> str:
+    """``value`` for an error message, unless some text in it looks like a secret: then only
+    its type (a key put in the wrong option must not be printed)."""
+    if _SECRET_LIKE.search(repr(value)):
+        return f"a {type(value).__name__}, not shown: it may hold a secret"
+    return repr(value)
+
+
 def _describe(
     exc: ValidationError,
     source: str,
@@ -247,6 +267,6 @@ def _describe(
         else:
             problem = err["msg"]
             if "input" in err and err["type"] != "missing":
-                problem += f" (got {err['input']!r})"
+                problem += f" (got {_shown(err['input'])})"
         problems.append(f"{section}{key}: {problem}")
     return f"{source}: invalid config: " + "; ".join(problems) + "."

@@ -42,6 +42,8 @@ class BackendSpec:
     ``factory(options, context)`` builds it from a validated ``options`` model instance.
     ``api_version`` is the voxpipe plugin API the backend was written for.
     ``env_vars`` names the environment variables it reads keys from (documentation, errors).
+    ``virtual_time``: the backend runs on a simulated clock (``--virtual-time``): it waits
+    only on the event loop's timers, never on a network or a device.
     """
 
     kind: BackendKind
@@ -51,6 +53,7 @@ class BackendSpec:
     api_version: int
     description: str = ""
     env_vars: tuple[str, ...] = ()
+    virtual_time: bool = False
 
 
 @hookspec

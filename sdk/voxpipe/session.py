@@ -196,12 +196,26 @@ class Session:
         """The user's turn is over: commit it to the history and start the reply."""
         self.history.append(Message("user", turn.metrics.user_text))
         prompt = self.agent.system_prompt
-        messages = [Message("system", prompt), *self.history] if prompt else list(self.history)
+        recent = self.recent_history()
+        messages = [Message("system", prompt), *recent] if prompt else recent
         reply = Reply(self, messages=messages, turn=turn)
         self.replies.append(reply)
         reply.start()
         self.refresh_state()
         return reply
+
+    def recent_history(self) -> list[Message]:
+        """The end of the history that fits the agent's window (``history_messages``,
+        ``history_chars``); the newest message always."""
+        agent, chars = self.agent, 0
+        kept: list[Message] = []
+        for message in reversed(self.history):
+            chars += len(message.content)
+            if kept and (len(kept) >= agent.history_messages or chars > agent.history_chars):
+                break
+            kept.append(message)
+        kept.reverse()
+        return kept
 
     def reply_ended(self, reply: Reply) -> None:
         """Commit what the user heard of ``reply``; record its turn."""

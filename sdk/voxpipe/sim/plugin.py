@@ -20,6 +20,7 @@ def voxpipe_backends() -> list[BackendSpec]:
             SimASROptions,
             PLUGIN_API_VERSION,
             "text from simulated speech, on the session's VAD",
+            virtual_time=True,
         ),
         BackendSpec(
             "llm",
@@ -28,6 +29,7 @@ def voxpipe_backends() -> list[BackendSpec]:
             SimLLMOptions,
             PLUGIN_API_VERSION,
             "keyword replies at a set first-token delay and token rate",
+            virtual_time=True,
         ),
         BackendSpec(
             "tts",
@@ -36,6 +38,7 @@ def voxpipe_backends() -> list[BackendSpec]:
             SimTTSOptions,
             PLUGIN_API_VERSION,
             "audible speech-like PCM, faster than real time, with word alignment",
+            virtual_time=True,
         ),
         BackendSpec(
             "tts",
@@ -44,6 +47,7 @@ def voxpipe_backends() -> list[BackendSpec]:
             SimTTSOptions,
             PLUGIN_API_VERSION,
             "like sim, fed the reply's text as it is written (streaming text input)",
+            virtual_time=True,
         ),
         BackendSpec(
             "vad",
@@ -52,5 +56,6 @@ def voxpipe_backends() -> list[BackendSpec]:
             EnergyVADOptions,
             PLUGIN_API_VERSION,
             "frame energy against a threshold (dBFS)",
+            virtual_time=True,
         ),
     ]
