@@ -24,12 +24,20 @@ class FakeConnection:
                 raise ProviderError("fake: 500", provider="fake", retryable=True)
             if self.failure is Failure.MALFORMED:
                 raise ProviderError("fake sent a payload without 'choices'", provider="fake")
+            if self.failure is Failure.WRONG_CONTENT_TYPE:
+                raise ProviderError("fake: the response is text/html", provider="fake")
             yield "Hello"
             yield " there"
+            if self.failure is Failure.TRUNCATED:
+                if self.passes_truncation_off:
+                    return  # as if the reply were whole
+                raise ProviderError("fake: the stream ended early", provider="fake", retryable=True)
             await self.control.hold()
             yield "."
         finally:
             self.control.mark_closed()
+
+    passes_truncation_off = False
 
 class Backend:
     def __init__(self, connection):
@@ -89,6 +97,32 @@ class LeakyLLM(Backend):
 class TestLeaky(TestGood):
     def make_backend(self, control, context):
         return LeakyLLM(FakeConnection(control))
+"""
+)
+
+TRUNCATION_AS_SUCCESS = (
+    GOOD
+    + """
+class Careless(FakeConnection):
+    passes_truncation_off = True
+
+class TestCareless(TestGood):
+    def make_failing_backend(self, failure, context):
+        return StreamingLLM(Careless(ServerControl(), failure))
+"""
+)
+
+TRUNCATION_NOT_RETRYABLE = (
+    GOOD
+    + """
+class GivesUp(Backend):
+    async def stream(self, messages):
+        yield "Hello"
+        raise ProviderError("fake: the stream ended early", provider="fake")
+
+class TestGivesUp(TestGood):
+    def make_failing_backend(self, failure, context):
+        return GivesUp(None)
 """
 )
 
@@ -327,7 +361,7 @@ def run(pytester: pytest.Pytester, source: str, selector: str) -> pytest.RunResu
 
 def test_a_well_behaved_backend_passes(pytester: pytest.Pytester) -> None:
     result = run(pytester, GOOD, "TestGood and not plugins")
-    result.assert_outcomes(passed=11, skipped=1)  # no key: the missing-key check is skipped
+    result.assert_outcomes(passed=13, skipped=1)  # no key: the missing-key check is skipped
 
 
 def test_a_backend_that_buffers_the_response_fails(pytester: pytest.Pytester) -> None:
@@ -344,15 +378,34 @@ def test_a_backend_that_leaves_the_connection_open_fails(pytester: pytest.Pytest
 
 def test_a_backend_leaking_provider_exceptions_fails(pytester: pytest.Pytester) -> None:
     result = run(pytester, WRONG_ERRORS, "TestWrongErrors and provider_errors")
-    result.assert_outcomes(failed=4)
+    result.assert_outcomes(failed=6)
+    result.stdout.fnmatch_lines(["*raised KeyError('choices'): map provider failures to*"])
+
+
+def test_a_backend_that_passes_a_truncated_stream_off_as_whole_fails(
+    pytester: pytest.Pytester,
+) -> None:
+    result = run(pytester, TRUNCATION_AS_SUCCESS, "TestCareless and provider_errors")
+    result.assert_outcomes(failed=1, passed=5)
+    result.stdout.fnmatch_lines(
+        ["*the truncated response passed as success (the stream gave TextDelta, TextDelta*"]
+    )
+
+
+def test_a_truncated_stream_must_be_retryable(pytester: pytest.Pytester) -> None:
+    result = run(pytester, TRUNCATION_NOT_RETRYABLE, "TestGivesUp and provider_errors")
+    # AUTH, RATE_LIMIT and SERVER want their own types; MALFORMED and WRONG_CONTENT_TYPE
+    # pass (not retryable); TRUNCATED wants retryable=True.
+    result.assert_outcomes(failed=4, passed=2)
+    result.stdout.fnmatch_lines(["*a truncated stream is retryable (retryable=True)*"])
 
 
 def test_a_v2_llm_passes_and_one_yielding_str_fails(pytester: pytest.Pytester) -> None:
     result = run(pytester, CHAT, "TestChat and not plugins")
-    result.assert_outcomes(passed=11, skipped=1)
+    result.assert_outcomes(passed=13, skipped=1)
     result = run(pytester, CHAT, "TestHalfMigrated and first_output")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines(["*chat() yields TextDelta, Usage or ToolCall*got str*"])
+    result.stdout.fnmatch_lines(["*chat() yields TextDelta, Usage, ToolCall or Finish*got str*"])
 
 
 def test_a_streaming_tts_that_waits_for_the_end_of_its_text_fails(
@@ -381,7 +434,7 @@ def test_inconsistent_alignment_fails(pytester: pytest.Pytester) -> None:
 
 def test_push_based_and_v1_asrs_pass(pytester: pytest.Pytester) -> None:
     result = run(pytester, FAKE_ASR, "(TestGoodASR or TestV1ASR) and not plugins")
-    result.assert_outcomes(passed=16, skipped=10)  # no provider to fail, no key
+    result.assert_outcomes(passed=16, skipped=14)  # no provider to fail, no key
 
 
 def test_an_asr_that_never_answers_speech_ended_fails(pytester: pytest.Pytester) -> None:

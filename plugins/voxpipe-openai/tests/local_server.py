@@ -20,6 +20,11 @@ class Mode(StrEnum):
     DISCONNECT = "disconnect"  # headers and the first chunks, then the socket is closed
     NEVER = "never"  # reads the request, never answers
     UNAVAILABLE = "503"  # HTTP 503 with OpenAI's error body, connection kept alive
+    # 200s that are not what was asked for, each body whole, connection kept alive:
+    TRUNCATED = "truncated"  # the answer without its end (see TRUNCATED_CHUNKS)
+    HTML = "html"  # a web server's page (text/html)
+    JSON = "json"  # the endpoint's answer as one JSON document instead of a stream
+    GARBAGE = "garbage"  # text/event-stream, but what follows is no event stream
 
 
 #: Chunks sent before a stall or a disconnect: the LLM's role delta and first word, the
@@ -27,6 +32,51 @@ class Mode(StrEnum):
 CHUNKS_BEFORE_TROUBLE = 2
 TRANSCRIPT = "Hello there, how are you?"
 _SSE = "text/event-stream; charset=utf-8"
+#: What ``Mode.TRUNCATED`` sends: the LLM's role delta and three words (no finish reason, no
+#: [DONE]), no audio at all (audio cut anywhere else is a shorter phrase), the ASR's text
+#: deltas (no done event).
+TRUNCATED_CHUNKS = {"llm": 4, "tts": 0, "asr": 5}
+HTML_PAGE = (
+    b"<!DOCTYPE html>\n<html>\n<head><title>Welcome to nginx!</title></head>\n"
+    b"<body><h1>Welcome to nginx!</h1><p>If you see this page, the nginx web server is "
+    b"successfully installed and working.</p></body>\n</html>\n"
+)
+GARBAGE = b"upstream connect error or disconnect/reset before headers. reset reason: overflow"
+
+
+_KINDS = {"/chat/completions": "llm", "/audio/speech": "tts", "/audio/transcriptions": "asr"}
+
+
+def _kind(path: str) -> str:
+    """Which backend a request for ``path`` comes from."""
+    return _KINDS["/" + path.split("/v1/", 1)[1]]
+
+
+def _json(path: str) -> bytes:
+    """The endpoint's answer as a JSON document (a server that ignored ``stream``)."""
+    kind = _kind(path)
+    if kind == "llm":
+        message = {"role": "assistant", "content": "Hello there."}
+        answer = {"object": "chat.completion", "choices": [{"index": 0, "message": message}]}
+    elif kind == "tts":
+        answer = {"object": "audio.speech", "audio": "UklGRiQAAABXQVZF"}
+    else:
+        answer = {"text": TRANSCRIPT}  # what whisper-1 answers: a transcription after all
+    return json.dumps(answer).encode()
+
+
+def _answer_body(mode: Mode, path: str) -> tuple[str, list[bytes]]:
+    """``(content type, chunks)`` of a 200 answer to ``path`` in ``mode``."""
+    if mode is Mode.HTML:
+        return "text/html", pieces(HTML_PAGE, 64)
+    if mode is Mode.JSON:
+        return "application/json", [_json(path)]
+    if mode is Mode.GARBAGE:
+        return _SSE, pieces(GARBAGE, 32)
+    kind, chunks = _body(path)
+    if mode is Mode.TRUNCATED:
+        chunks = chunks[: TRUNCATED_CHUNKS[_kind(path)]]
+    return kind, chunks
 
 
 def _body(path: str) -> tuple[str, list[bytes]]:
@@ -37,7 +87,7 @@ def _body(path: str) -> tuple[str, list[bytes]]:
         return "audio/pcm", pieces(pcm_24k(600), 4800)  # 100 ms a chunk
     if path.endswith("/audio/transcriptions"):
         return _SSE, [sse(event, done=False) for event in transcription_events(TRANSCRIPT)]
-    raise AssertionError(f"unexpected request for {path}")
+    raise AssertionError(f"unexpected request for {path}")  # pragma: no cover
 
 
 class LocalServer:
@@ -102,9 +152,9 @@ class LocalServer:
             writer.write(head + body)
             await writer.drain()
             return True
-        kind, chunks = _body(path)
+        kind, chunks = _answer_body(mode, path)
         writer.write(_head(200, kind, "transfer-encoding: chunked"))
-        if mode is not Mode.OK:
+        if mode in (Mode.STALL, Mode.DISCONNECT):
             chunks = chunks[:CHUNKS_BEFORE_TROUBLE]
         for chunk in chunks:
             writer.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))

@@ -238,6 +238,23 @@ def error_response(status: int, headers: dict[str, str] | None = None) -> httpx.
 
 SSE_HEADERS = {"content-type": "text/event-stream; charset=utf-8"}
 PCM_HEADERS = {"content-type": "audio/pcm"}
+HTML_HEADERS = {"content-type": "text/html; charset=utf-8"}
+#: What a proxy or a web server answers where the API should be.
+HTML_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n"
+    b"<body><center><h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>"
+)
+
+
+def truncated(path: str) -> list[bytes]:
+    """An answer to ``path`` cut before its end: a reply's first words without a finish
+    reason or [DONE], a transcription's deltas without its done event, speech without a
+    single byte of audio."""
+    if path == "/chat/completions":
+        return pieces(sse(*chat_events(["Sure", ", the"])[:3], done=False))
+    if path == "/audio/transcriptions":
+        return pieces(sse(*transcription_events("Hello there")[:-1], done=False))
+    return []
 
 
 class Wire:
@@ -280,7 +297,7 @@ class Wire:
         return self.router.post(url).mock(return_value=error_response(status, headers))
 
     def failure(self, path: str, failure: Failure, malformed: Sequence[bytes]) -> respx.Route:
-        """``path`` answers ``failure`` as OpenAI would."""
+        """``path`` answers ``failure`` as OpenAI would (or a server in front of it)."""
         if failure is Failure.AUTH:
             return self.fail(path, 401)
         if failure is Failure.RATE_LIMIT:
@@ -288,6 +305,10 @@ class Wire:
         if failure is Failure.SERVER:
             return self.fail(path, 500)
         headers = PCM_HEADERS if path == "/audio/speech" else SSE_HEADERS
+        if failure is Failure.TRUNCATED:
+            return self.route(path, truncated(path), headers=headers, hold=False)
+        if failure is Failure.WRONG_CONTENT_TYPE:
+            return self.route(path, pieces(HTML_PAGE, 50), headers=HTML_HEADERS, hold=False)
         if malformed and malformed[0].startswith(b"{"):
             headers = {"content-type": "application/json"}
         return self.route(path, malformed, headers=headers, hold=False)

@@ -348,6 +348,7 @@ def test_endpointing_options_are_gone() -> None:
         "connect_timeout_ms",
         "first_byte_timeout_ms",
         "idle_timeout_ms",
+        "max_utterance_ms",
     }
 
 
@@ -366,12 +367,26 @@ async def test_a_server_that_answers_json_gives_the_final_only(wire: Wire) -> No
     assert got == [Transcript("Plain JSON.", True, endpoint_ms=1200.0)]
 
 
-async def test_a_stream_without_a_done_event_ends_with_its_text(wire: Wire) -> None:
+async def test_a_stream_without_a_done_event_is_cut_not_final(wire: Wire) -> None:
+    # Its partials came; what they said is not passed off as the final.
     events = transcription_events("Two words")[:-1]
     wire.route(PATH, [sse(*events, done=False)], headers=SSE_HEADERS)
     samples = audio(("silence", 300), ("speech", 400), ("silence", 800))
-    got = await transcripts_of(asr(), frames_of(samples))
-    assert got[-1] == Transcript("Two words", True, endpoint_ms=1200.0)
+    backend = asr()
+    stream = backend.listen()
+    feeding = asyncio.create_task(drive(stream, frames_of(samples)))
+    got: list[ASREvent] = []
+    with pytest.raises(ProviderError, match=r"without transcript\.text\.done after 2") as info:
+        async for event in stream:
+            got.append(event)
+    assert info.value.retryable
+    assert got == [
+        Transcript("Two", False, endpoint_ms=1200.0),
+        Transcript("Two words", False, endpoint_ms=1200.0),
+    ]
+    await feeding
+    await stream.aclose()
+    await backend.aclose()
 
 
 @pytest.mark.parametrize(
@@ -507,3 +522,90 @@ async def test_one_backend_serves_concurrent_streams(wire: Wire) -> None:
         Transcript("800 ms", True, endpoint_ms=1200.0),
         Transcript("1300 ms", True, endpoint_ms=1700.0),
     ]
+
+
+def wav_header_ms(request: httpx.Request) -> float:
+    """The length of the WAV uploaded by ``request``, from its header (quicker than parsing
+    the form of a long upload)."""
+    content = request.content
+    with wave.open(io.BytesIO(content[content.index(b"RIFF") :])) as wav:
+        return wav.getnframes() * 1000 / wav.getframerate()
+
+
+@pytest.mark.looptime
+async def test_20_minutes_of_speech_are_uploaded_in_parts_and_the_buffer_stays_bounded(
+    wire: Wire,
+) -> None:
+    # A VAD that never hears the speech end (a noisy room, music): before, the stream kept
+    # all of it (38 MB after 20 minutes) and gave nothing until the end.
+    def answer(request: httpx.Request) -> httpx.Response:
+        text = f"{wav_header_ms(request):.0f} ms"
+        return httpx.Response(200, headers=SSE_HEADERS, content=transcription_body(text))
+
+    route = wire.router.post(URL).mock(side_effect=answer)
+    backend = asr()
+    assert backend.options.max_utterance_ms == 60_000  # the default
+    stream = backend.listen()
+    voiced = speech_like(20, RATE)  # one 20 ms frame's samples, pushed again and again
+    cap = RATE * 60  # samples in 60 s
+    most_ms, most_samples = 0.0, 0
+    got: list[ASREvent] = []
+
+    async def consume() -> None:
+        async for event in stream:
+            got.append(event)
+
+    consuming = asyncio.create_task(consume())
+    stream.speech_started(0.0)
+    minutes = 20
+    for second in range(minutes * 60):
+        for i in range(50):
+            stream.push(AudioFrame(voiced, RATE, second * 1000.0 + i * 20.0))
+            most_ms = max(most_ms, stream.buffered_ms)
+        most_samples = max(most_samples, sum(len(f.samples) for f in stream._frames))
+        await asyncio.sleep(1.0)  # real time: the uploads of the parts run meanwhile
+    end = minutes * 60_000.0
+    stream.speech_ended(Utterance(0.0, end, end + 500))
+    stream.end_input()
+    await consuming
+    await stream.aclose()
+    await backend.aclose()
+
+    assert most_samples <= cap and most_ms <= 60_000
+    finals = [t for t in got if isinstance(t, Transcript) and t.is_final]
+    # 200 ms of pre-roll (none here: the audio starts with the speech), then 60 s parts.
+    assert [t.text for t in finals] == ["59800 ms", *["60000 ms"] * 19, "200 ms"]
+    assert [t.endpoint_ms for t in finals] == [None] * 20 + [end + 500]
+    assert route.call_count == 21
+    assert sum(wav_header_ms(call.request) for call in route.calls) == end  # every sample once
+    # Partials came for each part while the speech went on, not only at its end.
+    assert sum(1 for t in got if isinstance(t, Transcript) and not t.is_final) == 2 * 21
+
+
+async def test_a_part_cut_at_the_cap_starts_where_the_last_ended(wire: Wire) -> None:
+    route = wire.route(PATH, lambda: [transcription_body("x")], headers=SSE_HEADERS)
+    backend = asr(max_utterance_ms=1_000)
+    stream = backend.listen()
+    samples = ramp(2000)  # each sample its own index
+    for frame in frames_of(samples):
+        stream.push(frame)
+        if frame.end_ms == 560:
+            stream.speech_started(500.0)  # dated back, as the session's VAD does
+    stream.speech_ended(Utterance(500.0, 1800.0, 2000.0))
+    stream.end_input()
+    finals = [e for e in [e async for e in stream] if isinstance(e, Transcript) and e.is_final]
+    await stream.aclose()
+    await backend.aclose()
+    assert [t.endpoint_ms for t in finals] == [None, 2000.0]
+    # [300, 1300) at the cap, then the rest of the utterance and its tail: [1300, 2000).
+    assert np.array_equal(uploaded(route, 0), samples[300 * 16 : 1300 * 16])
+    assert np.array_equal(uploaded(route, 1), samples[1300 * 16 : 2000 * 16])
+
+
+@pytest.mark.parametrize("value", [999, 240_001, float("inf"), float("nan"), "long"])
+def test_max_utterance_ms_is_bounded(value: object) -> None:
+    from voxpipe import load_config
+    from voxpipe.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="max_utterance_ms"):
+        load_config({"asr": {"backend": "openai", "max_utterance_ms": value}})

@@ -1,4 +1,6 @@
-"""The voxpipe conformance kit over the three OpenAI backends, their HTTP API mocked."""
+"""The voxpipe conformance kit over the three OpenAI backends, their HTTP API mocked. Every
+``Failure`` is produced (``Wire.failure``): a truncated stream and a 200 that is an HTML page
+among them."""
 
 from __future__ import annotations
 
@@ -74,7 +76,8 @@ class TestOpenAITTS(_Mocked, TTSContract):
         return OpenAITTS(OpenAITTSOptions(), context)
 
     def make_failing_backend(self, failure: Failure, context: BackendContext) -> OpenAITTS:
-        # MALFORMED: a 200 that is JSON, not the raw PCM that was asked for.
+        # MALFORMED: a 200 that is JSON, not the raw PCM that was asked for (PCM itself
+        # cannot be malformed); TRUNCATED: a 200 without a byte of audio.
         self.wire.failure("/audio/speech", failure, [b'{"object": "audio.speech", "data": "UklG"}'])
         return OpenAITTS(OpenAITTSOptions(), context)
 

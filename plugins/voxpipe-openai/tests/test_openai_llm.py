@@ -26,7 +26,7 @@ from openai_wire import (
 )
 
 from voxpipe.errors import AuthError, ProviderError
-from voxpipe.protocols import LLMEvent, Message, TextDelta, ToolCall, Usage
+from voxpipe.protocols import Finish, LLMEvent, Message, TextDelta, ToolCall, Usage
 from voxpipe.testing import ServerControl
 from voxpipe_openai import OpenAILLM, OpenAILLMOptions
 
@@ -58,8 +58,8 @@ async def test_streams_content_deltas_reassembled_from_7_byte_pieces(wire: Wire)
         events = await collect(backend)
     finally:
         await backend.aclose()
-    # The role-only delta and the finish chunk yield nothing; the usage chunk is the last.
-    assert events == [*(TextDelta(w) for w in REPLY), Usage(**USAGE)]
+    # The role-only delta yields nothing, the finish chunk its reason; the usage chunk last.
+    assert events == [*(TextDelta(w) for w in REPLY), Finish("stop"), Usage(**USAGE)]
     assert route.call_count == 1
     assert wire.bodies[0].closed
 
@@ -73,6 +73,7 @@ async def test_request_url_key_and_body(wire: Wire) -> None:
     assert str(request.url) == "https://api.openai.com/v1/chat/completions"
     assert request.headers["authorization"] == f"Bearer {KEY}"
     assert "openai-organization" not in request.headers
+    assert request.headers["accept-encoding"] == "identity"  # the bytes as they are sent
     body = json.loads(request.content)
     assert body == {
         "model": "gpt-4o-mini",
@@ -119,7 +120,8 @@ async def test_first_delta_arrives_before_the_rest_of_the_response(wire: Wire) -
         assert await anext(stream) == TextDelta("Hello")
         assert not control.release.is_set() and wire.bodies[0].sent == 1
         control.release.set()
-        assert [e async for e in stream] == [*(TextDelta(w) for w in REPLY[1:]), Usage(**USAGE)]
+        rest = [e async for e in stream]
+        assert rest == [*(TextDelta(w) for w in REPLY[1:]), Finish("stop"), Usage(**USAGE)]
     await backend.aclose()
 
 
@@ -133,14 +135,14 @@ async def test_usage_on_a_content_chunk_and_no_done_marker(wire: Wire) -> None:
     ]
     wire.route("/chat/completions", pieces(sse(*events, done=False), 5), headers=SSE_HEADERS)
     backend = llm()
-    assert await collect(backend) == [TextDelta("Hi"), Usage(3, 1, 4)]
+    assert await collect(backend) == [TextDelta("Hi"), Finish("length"), Usage(3, 1, 4)]
     await backend.aclose()
 
 
 async def test_no_usage_event_when_the_server_reports_none(wire: Wire) -> None:
     wire.route("/chat/completions", [sse(*chat_events(["A"])[:-1])], headers=SSE_HEADERS)
     backend = llm()
-    assert await collect(backend) == [TextDelta("A")]
+    assert await collect(backend) == [TextDelta("A"), Finish("stop")]
     await backend.aclose()
 
 
@@ -170,8 +172,8 @@ async def test_concurrent_chats_on_one_backend_keep_their_own_events(wire: Wire)
         collect(backend, [Message("user", "a")]), collect(backend, [Message("user", "bcd")])
     )
     await backend.aclose()
-    assert one == [TextDelta("A"), Usage(1, 1, 2)]
-    assert two == [TextDelta("BCD"), Usage(3, 1, 4)]
+    assert one == [TextDelta("A"), Finish("stop"), Usage(1, 1, 2)]
+    assert two == [TextDelta("BCD"), Finish("stop"), Usage(3, 1, 4)]
 
 
 WEATHER_CALL = ToolCall("call_w1", "get_weather", '{"city": "Paris", "unit": "c"}')
@@ -207,7 +209,7 @@ async def test_tool_calls_are_assembled_from_interleaved_fragments(wire: Wire) -
     backend = llm()
     events = await collect(backend)
     await backend.aclose()
-    assert events == [WEATHER_CALL, TIME_CALL, Usage(**USAGE)]
+    assert events == [WEATHER_CALL, TIME_CALL, Finish("tool_calls"), Usage(**USAGE)]
     assert route.call_count == 1 and wire.bodies[0].closed
 
 
@@ -217,20 +219,29 @@ async def test_tool_calls_come_at_their_finish_reason_not_at_the_end(wire: Wire)
     wire.route("/chat/completions", parts, headers=SSE_HEADERS, control=control)
     backend = llm()
     async with aclosing(backend.chat(MESSAGES)) as stream:
-        first_two = [await asyncio.wait_for(anext(stream), 1.0) for _ in range(2)]
-        assert first_two == [WEATHER_CALL, TIME_CALL]
+        first = [await asyncio.wait_for(anext(stream), 1.0) for _ in range(3)]
+        assert first == [WEATHER_CALL, TIME_CALL, Finish("tool_calls")]
         assert not control.release.is_set()  # the usage chunk is still held back
         control.release.set()
         assert [e async for e in stream] == [Usage(**USAGE)]
     await backend.aclose()
 
 
-async def test_tool_calls_without_their_finish_reason_come_at_the_end(wire: Wire) -> None:
-    # Some compatible servers finish a tool-calling reply with "stop", or not at all.
+async def test_tool_calls_finished_with_stop_come_before_the_finish(wire: Wire) -> None:
+    # Some compatible servers finish a tool-calling reply with "stop".
     events = [*tool_call_events()[:-1], chat_chunk({"content": "Checking."}, "stop")]
     wire.route("/chat/completions", [sse(*events)], headers=SSE_HEADERS)
     backend = llm()
-    assert await collect(backend) == [TextDelta("Checking."), WEATHER_CALL, TIME_CALL]
+    expected = [TextDelta("Checking."), WEATHER_CALL, TIME_CALL, Finish("stop")]
+    assert await collect(backend) == expected
+    await backend.aclose()
+
+
+async def test_tool_calls_without_any_finish_reason_come_at_done(wire: Wire) -> None:
+    # Others send no finish reason at all, only [DONE].
+    wire.route("/chat/completions", [sse(*tool_call_events()[:-1])], headers=SSE_HEADERS)
+    backend = llm()
+    assert await collect(backend) == [WEATHER_CALL, TIME_CALL]
     await backend.aclose()
 
 

@@ -130,7 +130,9 @@ async def test_empty_text_makes_no_request(wire: Wire) -> None:
 
 async def test_json_instead_of_audio_is_malformed(wire: Wire) -> None:
     wire.route("/audio/speech", [b'{"ok": true}'], headers={"content-type": "application/json"})
-    with pytest.raises(ProviderError, match=r"openai speech: malformed.*application/json") as info:
+    with pytest.raises(
+        ProviderError, match=r"openai speech: .* application/json, not raw PCM"
+    ) as info:
         await frames_of(tts())
     assert not info.value.retryable
     assert wire.bodies[0].closed

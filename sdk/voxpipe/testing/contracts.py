@@ -80,6 +80,8 @@ class BackendContract:
     #: Options the options model must refuse, each with text the error must contain.
     bad_options: ClassVar[Sequence[tuple[dict[str, Any], str]]] = ()
     #: Failures ``make_failing_backend`` can produce (empty: the backend has no provider).
+    #: All of them by default: leave one out only when the transport cannot carry it (a
+    #: websocket has no content type; a simulated backend has no wire format at all).
     failures: ClassVar[Sequence[Failure]] = tuple(Failure)
     #: Whether the backend holds a connection the mock can see closed (False for sims).
     transport_closes: ClassVar[bool] = True
@@ -251,13 +253,9 @@ class BackendContract:
         context = BackendContext()
         backend = self.make_failing_backend(failure, context)
         try:
-            with pytest.raises(ProviderError) as info:
-                async with aclosing(self.start(backend, context, ServerControl())) as stream:
-                    async for _ in stream:
-                        pass
+            error = await self._failure_of(backend, context, failure)
         finally:
             await backend.aclose()
-        error = info.value
         message = str(error)
         assert error.provider, f"{error!r} does not say which provider failed (provider=...)"
         if self.key_env_var:
@@ -273,9 +271,50 @@ class BackendContract:
             assert error.retryable
         elif failure is Failure.SERVER:
             assert type(error) is ProviderError and error.retryable, repr(error)
+        elif failure is Failure.TRUNCATED:
+            assert type(error) is ProviderError, repr(error)
+            assert error.retryable, (
+                f"{error!r}: a truncated stream is retryable (retryable=True): the stream was "
+                "cut, a new request may well come whole"
+            )
+            assert error.provider in message, "name the provider in a truncated-stream error"
+        elif failure is Failure.WRONG_CONTENT_TYPE:
+            assert type(error) is ProviderError, repr(error)
+            assert not error.retryable, (
+                f"{error!r}: a body of the wrong format is not retryable (retryable=False): "
+                "the same request would get the same answer"
+            )
+            assert error.provider in message, "name the provider in a wrong-content-type error"
         else:
             assert type(error) is ProviderError, repr(error)
             assert error.provider in message, "name the provider in a malformed-payload error"
+
+    async def _failure_of(
+        self, backend: Any, context: BackendContext, failure: Failure
+    ) -> ProviderError:
+        """The ``ProviderError`` that ends a stream of ``backend`` answered with ``failure``;
+        a test failure, saying what came, if the stream ends without one."""
+        items: list[Any] = []
+        try:
+            async with aclosing(self.start(backend, context, ServerControl())) as stream:
+                async for item in stream:
+                    items.append(item)
+        except ProviderError as exc:
+            return exc
+        except Exception as exc:
+            pytest.fail(
+                f"the {failure.value} response raised {exc!r}: map provider failures to "
+                "voxpipe.errors.ProviderError (or AuthError, RateLimited)"
+            )
+        shown = ", ".join(type(item).__name__ for item in items[:5]) or "nothing"
+        if failure in (Failure.TRUNCATED, Failure.WRONG_CONTENT_TYPE):
+            pytest.fail(
+                f"the {failure.value} response passed as success (the stream gave {shown}, "
+                "then ended as if it were whole): a stream that ends without its end marker "
+                "or final, and a body that is not the format asked for, must end in a "
+                "ProviderError"
+            )
+        pytest.fail(f"the {failure.value} response passed as success (the stream gave {shown})")
 
     @asyncio_test
     async def test_missing_key_is_an_auth_error_naming_the_variable(

@@ -1,19 +1,25 @@
-"""The SDK client every backend holds: key from the environment, SDK retries off, and the
-three timeouts that bound every request (connect, first output, idle between chunks)."""
+"""The SDK client every backend holds: key from the environment, SDK retries off, the three
+timeouts that bound every request (connect, first output, idle between chunks), and the HTTP
+connection pool the backends of one event loop share (with one TLS context per process)."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import ssl
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 import httpx2
 import openai
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from voxpipe.errors import AuthError, ProviderError
+from voxpipe.errors import AuthError, ConfigError, ProviderError
 from voxpipe_openai._errors import KEY_ENV_VAR, PROVIDER, redact
 
 T = TypeVar("T")
@@ -28,9 +34,10 @@ def timeout_ms(default: float, description: str) -> Any:
 
 
 class ConnectionOptions(BaseModel):
-    """Where requests go; shared by every OpenAI backend's options."""
+    """Where requests go; shared by every OpenAI backend's options. Every number is bounded
+    (infinite and NaN ones are refused)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     base_url: str | None = Field(
         None,
@@ -44,12 +51,66 @@ class ConnectionOptions(BaseModel):
     )
     idle_timeout_ms: float = timeout_ms(5_000, "longest wait between two chunks of a stream")
 
-    @field_validator("base_url")
+    @field_validator("base_url", mode="wrap")
     @classmethod
-    def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError("must be an http:// or https:// URL, e.g. http://localhost:8000/v1")
-        return value
+    def _http_url(cls, value: Any, handler: Any) -> str | None:
+        url: str | None = handler(value)
+        if url is None:
+            return None
+        shown = without_credentials(url)
+        if not url.startswith(("http://", "https://")):
+            if "@" in url:  # credentials in a URL without a scheme are not masked: hide it
+                shown = "(not shown: it may hold credentials)"
+            _refuse(
+                cls,
+                "url_scheme",
+                "must be an http:// or https:// URL, e.g. http://localhost:8000/v1",
+                shown,
+            )
+        if shown != url:
+            _refuse(
+                cls,
+                "credentials_in_url",
+                "must not carry credentials (user:password@ or a key/token query parameter): "
+                f"remove them and set the key in the {KEY_ENV_VAR} environment variable",
+                shown,
+            )
+        return url
+
+
+def _refuse(model: type[BaseModel], kind: str, message: str, shown: str) -> None:
+    """Fail validation with ``message``, the config error showing ``shown`` as the value
+    given (a ValidationError of its own: a ValueError would show the value as it was)."""
+    detail = InitErrorDetails(type=PydanticCustomError(kind, message), loc=(), input=shown)
+    raise ValidationError.from_exception_data(model.__name__, [detail])
+
+
+#: Query parameters that carry a credential (compared in lower case, "-" read as "_").
+CREDENTIAL_PARAMETERS = frozenset(
+    {"key", "api_key", "apikey", "token", "access_token", "auth_token", "password", "secret"}
+)
+
+
+def without_credentials(url: str) -> str:
+    """``url`` with its user-info and the values of credential query parameters masked
+    (``***``); the same string when it carries none."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = "&".join(
+        f"{piece.split('=', 1)[0]}=***" if _is_credential(piece) else piece
+        for piece in parts.query.split("&")
+    )
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _is_credential(piece: str) -> bool:
+    """Whether a query string's ``name=value`` piece names a credential."""
+    name = unquote_plus(piece.split("=", 1)[0]).strip().lower().replace("-", "_")
+    return name in CREDENTIAL_PARAMETERS
 
 
 def api_key() -> str:
@@ -76,9 +137,13 @@ def http_timeout(options: ConnectionOptions) -> httpx2.Timeout:
     return httpx2.Timeout(connect=connect, read=read, write=idle, pool=connect)
 
 
-def make_client(options: ConnectionOptions) -> openai.AsyncOpenAI:
-    """An ``AsyncOpenAI`` for ``options``; voxpipe's budgets decide on retries, not the SDK."""
-    key = api_key()
+def make_client(
+    options: ConnectionOptions, http: httpx2.AsyncClient, key: str
+) -> openai.AsyncOpenAI:
+    """An ``AsyncOpenAI`` for ``options`` and ``key`` over the connection pool ``http``;
+    voxpipe's budgets decide on retries, not the SDK. Bodies are asked for uncompressed: an
+    event stream or PCM gains nothing from compression, and the checks read the bytes as they
+    were sent."""
     try:
         return openai.AsyncOpenAI(
             api_key=key,
@@ -86,11 +151,80 @@ def make_client(options: ConnectionOptions) -> openai.AsyncOpenAI:
             base_url=options.base_url,
             max_retries=0,
             timeout=http_timeout(options),
+            http_client=http,
+            default_headers={"Accept-Encoding": "identity"},
         )
     except openai.OpenAIError as exc:
         raise ProviderError(
             f"{PROVIDER}: cannot create the client: {redact(str(exc), key)}", provider=PROVIDER
         ) from None
+
+
+def _refuse_credentials_in_environment(options: ConnectionOptions) -> None:
+    """``OPENAI_BASE_URL`` (the SDK's default for ``base_url``) carries no credentials either."""
+    url = os.environ.get("OPENAI_BASE_URL")
+    if options.base_url is None and url and (shown := without_credentials(url)) != url:
+        raise ConfigError(
+            f"OPENAI_BASE_URL ({shown}) must not carry credentials (user:password@ or a "
+            f"key/token query parameter): remove them and set the key in {KEY_ENV_VAR}."
+        )
+
+
+def tls_context() -> ssl.SSLContext:
+    """The TLS context every connection of the process uses: made once (loading the CA
+    certificates takes tens of ms, blocking whatever loop is running), again only if
+    ``SSL_CERT_FILE`` or ``SSL_CERT_DIR`` change. Contexts are safe to share across threads."""
+    return _tls_context(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+
+
+@functools.cache
+def _tls_context(cert_file: str | None, cert_dir: str | None) -> ssl.SSLContext:
+    return httpx2.create_ssl_context()  # reads SSL_CERT_FILE / SSL_CERT_DIR, as httpx2 does
+
+
+@dataclass(eq=False)
+class _Pool:
+    """The connection pool of one event loop and how many backends hold it."""
+
+    loop: asyncio.AbstractEventLoop
+    http: httpx2.AsyncClient
+    users: int = 0
+
+
+#: The shared pool of each running event loop (by id; the pool keeps its loop alive, so an
+#: id is not reused while its pool is here). A pool leaves with its last backend.
+_pools: dict[int, _Pool] = {}
+
+
+def _new_http() -> httpx2.AsyncClient:
+    """A connection pool with the SDK's own defaults and the shared TLS context. Timeouts,
+    base URL and headers come with each request from its ``AsyncOpenAI``, so one pool serves
+    backends of any options."""
+    return openai.DefaultAsyncHttpxClient(verify=tls_context())
+
+
+def _acquire_pool() -> _Pool | None:
+    """The running loop's pool, one more backend holding it; None outside a running loop
+    (connections belong to the loop that opens them: such a backend gets a pool of its own)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    pool = _pools.get(id(loop))
+    if pool is None or pool.loop is not loop or pool.http.is_closed:
+        pool = _pools[id(loop)] = _Pool(loop, _new_http())
+    pool.users += 1
+    return pool
+
+
+async def _release_pool(pool: _Pool) -> None:
+    """One backend fewer holds ``pool``; the last one closes it."""
+    pool.users -= 1
+    if pool.users > 0:
+        return
+    if _pools.get(id(pool.loop)) is pool:
+        del _pools[id(pool.loop)]
+    await pool.http.aclose()
 
 
 class Deadline:
@@ -155,10 +289,23 @@ class Deadline:
 
 
 class ClientBackend:
-    """Holds the client; closes it on ``aclose()`` or at the end of ``async with``."""
+    """Holds an ``AsyncOpenAI`` client over its loop's shared connection pool. ``aclose()``
+    (or the end of ``async with``) lets go of the pool; the last backend of the loop to do so
+    closes it, so closing one backend never breaks another's requests. Building one costs
+    well under a millisecond once the process's TLS context exists."""
 
     def __init__(self, options: ConnectionOptions) -> None:
-        self._client = make_client(options)
+        key = api_key()  # no key: fail before taking a share of the pool
+        _refuse_credentials_in_environment(options)
+        self._pool = _acquire_pool()
+        self._http = self._pool.http if self._pool is not None else _new_http()
+        try:
+            self._client = make_client(options, self._http, key)
+        except BaseException:
+            if self._pool is not None:
+                self._pool.users -= 1  # nothing used it: the next backend of the loop will
+            raise
+        self._closed = False
         self._connection = options
 
     @property
@@ -170,7 +317,13 @@ class ClientBackend:
         return Deadline(self._connection, what, first)
 
     async def aclose(self) -> None:
-        await self._client.close()
+        if self._closed:
+            return
+        self._closed = True
+        if self._pool is not None:
+            await _release_pool(self._pool)
+        else:
+            await self._http.aclose()
 
     async def __aenter__(self) -> Self:
         return self

@@ -19,16 +19,62 @@ KEY_ENV_VAR = "OPENAI_API_KEY"
 
 #: Key-shaped words (OpenAI masks keys in its 401 text but shows their ends).
 _KEY_LIKE = re.compile(r"\bsk-[A-Za-z0-9_\-*.]{3,}")
+#: A bearer token, as a proxy's error page may echo the request's Authorization header.
+_BEARER = re.compile(r"\b(bearer\s+)[^\s\"'<>]+", re.IGNORECASE)
 #: Error ``type``/``code`` values of a mid-stream error event worth retrying.
 _TRANSIENT = {"server_error", "api_error", "overloaded_error", "service_unavailable", "timeout"}
 _MAX_DETAIL = 300
 
 
 def redact(text: str, key: str | None) -> str:
-    """``text`` without the API key or anything shaped like one."""
+    """``text`` without the API key or anything shaped like one (bearer tokens too)."""
     if key:
         text = text.replace(key, "***")
-    return _KEY_LIKE.sub("sk-***", text)
+    return _BEARER.sub(r"\1***", _KEY_LIKE.sub("sk-***", text))
+
+
+def snippet(data: bytes, key: str | None, limit: int = 80) -> str:
+    """The start of a body as it arrived, for an error message: decoded leniently, redacted,
+    unprintable characters and runs of whitespace as one space, at most ``limit``
+    characters, quoted (``'...'...`` when cut short)."""
+    if not data:
+        return "an empty body"
+    text = redact(data.decode("utf-8", "replace"), key)
+    if key:  # the body was cut: the key's first characters may end it
+        for n in range(min(len(key), len(text)), 3, -1):
+            if text.endswith(key[:n]):
+                text = text[:-n] + "***"
+                break
+    text = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return f"{text[:limit]!r}..." if len(text) > limit else repr(text)
+
+
+def quoted(text: str, limit: int = 40) -> str:
+    """What a stream had said before it was cut, short: ``'Sure, the'...``."""
+    text = " ".join(text.split())
+    return f"{text[:limit]!r}..." if text else "no text"
+
+
+def truncated(what: str, detail: str) -> ProviderError:
+    """A stream that ended before its end: retryable (the stream was cut, not refused)."""
+    return ProviderError(f"{PROVIDER} {what}: {detail}", provider=PROVIDER, retryable=True)
+
+
+def wrong_content(what: str, problem: str, head: bytes, key: str | None) -> ProviderError:
+    """A 200 whose body is not what was asked for (an HTML page, a JSON document, bytes that
+    are no event stream), ``problem`` saying how, its first bytes shown: never retried, a new
+    request would get the same."""
+    return ProviderError(
+        f"{PROVIDER} {what}: {problem}: {snippet(head, key)} "
+        "(is base_url an OpenAI-compatible API?)",
+        provider=PROVIDER,
+        retryable=False,
+    )
+
+
+def no_events(size: int) -> str:
+    """The problem with a body of ``size`` bytes in which no event was found."""
+    return f"the response is not an event stream (no event in its {size} bytes)"
 
 
 def malformed(what: str, detail: str) -> ProviderError:

@@ -1,5 +1,7 @@
 """OpenAILLM: Chat Completions, streamed, as voxpipe LLM events: text deltas as they arrive,
-the token usage from the usage chunk, tool calls assembled from their streamed fragments."""
+the token usage from the usage chunk, tool calls assembled from their streamed fragments, and
+why the reply ended. A stream that ends without its finish reason or ``[DONE]`` was cut, and a
+200 that is not an event stream was never a reply: both are errors, never a short reply."""
 
 from __future__ import annotations
 
@@ -12,11 +14,21 @@ from openai.types.chat import ChatCompletionAssistantMessageParam, ChatCompletio
 from pydantic import Field
 
 from voxpipe.hookspecs import BackendContext
-from voxpipe.protocols import LLMEvent, Message, TextDelta, ToolCall, Usage
+from voxpipe.protocols import Finish, LLMEvent, Message, TextDelta, ToolCall, Usage
+from voxpipe_openai._body import SSE, BodyWatch, content_type, looks_like_sse, read_head
 from voxpipe_openai._client import ClientBackend, ConnectionOptions, timeout_ms
-from voxpipe_openai._errors import malformed, translated
+from voxpipe_openai._errors import (
+    malformed,
+    no_events,
+    quoted,
+    translated,
+    truncated,
+    wrong_content,
+)
 
 _WHAT = "chat completion"
+#: The longest reply ``max_tokens`` may ask for (reasoning models count their thinking too).
+MAX_TOKENS = 128_000
 
 
 class OpenAILLMOptions(ConnectionOptions):
@@ -25,6 +37,7 @@ class OpenAILLMOptions(ConnectionOptions):
     max_tokens: int | None = Field(
         None,
         gt=0,
+        le=MAX_TOKENS,
         description="longest reply, in tokens (sent as max_completion_tokens to api.openai.com)",
     )
     first_byte_timeout_ms: float = timeout_ms(
@@ -43,7 +56,8 @@ class OpenAILLM(ClientBackend):
 
     async def chat(self, messages: Sequence[Message]) -> AsyncIterator[LLMEvent]:
         """``TextDelta`` per content (or refusal) delta, ``Usage`` when the server reports
-        it, each ``ToolCall`` once complete (at ``finish_reason="tool_calls"`` or the end)."""
+        it, each ``ToolCall`` once complete (at the finish reason, or at ``[DONE]``), and
+        ``Finish`` once, at the first finish reason."""
         opts = self.options
         params = [_message(m) for m in messages]
         # OpenAI itself wants max_completion_tokens (its reasoning models refuse max_tokens);
@@ -62,48 +76,83 @@ class OpenAILLM(ClientBackend):
                     max_tokens=omit if limit is None or official else limit,
                 )
             )
-        calls = _ToolCalls()
+        reply = _Reply()
         async with stream:  # closes the response when done, failed, cancelled or aclose()d
+            response = stream.response
+            kind = content_type(response.headers)
+            if kind and kind != SSE:  # (no content type at all: the events will tell)
+                head = await read_head(response.aiter_bytes(), deadline.wait)
+                problem = f"the response is {kind}, not an event stream ({SSE})"
+                raise wrong_content(_WHAT, problem, head, self._key)
+            body = BodyWatch.install(response)
             while True:
                 with translated(_WHAT, self._key):
                     try:
                         chunk = await deadline.wait(anext(stream))
                     except StopAsyncIteration:
                         break
-                    events = _read(chunk, calls)
+                    events = reply.read(chunk)
                 if events:  # a role-only first chunk is not the first token
                     deadline.output_came()
                 for event in events:
                     yield event
-        for call in calls.done():  # a server that ended without finish_reason="tool_calls"
+        if reply.finish is None and not body.done:
+            if not reply.chunks and body.size and not looks_like_sse(body.head):
+                raise wrong_content(_WHAT, no_events(body.size), body.head, self._key)
+            raise truncated(
+                _WHAT,
+                "the stream ended without a finish reason or [DONE] after "
+                f"{reply.chunks} chunk{'' if reply.chunks == 1 else 's'} ({quoted(reply.said)})",
+            )
+        for call in reply.calls.done():  # a server that ended without any finish_reason
             yield call
 
 
-def _read(chunk: Any, calls: _ToolCalls) -> list[LLMEvent]:
-    """The events of one chunk (its tool-call fragments go to ``calls``); malformed -> error."""
-    choices = getattr(chunk, "choices", None)
-    usage = getattr(chunk, "usage", None)
-    if choices is None and usage is not None:
-        return [_usage(usage)]
-    if not isinstance(choices, list):
-        raise malformed(_WHAT, "a chunk without 'choices'")
-    events: list[LLMEvent] = []
-    for choice in choices:
-        delta = getattr(choice, "delta", None)
-        # A refusal is what the model says instead of an answer: it is spoken too.
-        text = "".join(_text(delta, name) for name in ("content", "refusal"))
-        if text:
-            events.append(TextDelta(text))
-        fragments = getattr(delta, "tool_calls", None)
-        if fragments is not None and not isinstance(fragments, list):
-            raise malformed(_WHAT, "delta.tool_calls is not a list")
-        for fragment in fragments or ():
-            calls.add(fragment)
-        if getattr(choice, "finish_reason", None) == "tool_calls":
-            events.extend(calls.done())
-    if usage is not None:
-        events.append(_usage(usage))
-    return events
+#: How much of the reply is kept to say what came before a stream was cut.
+_SAID_CHARS = 60
+
+
+class _Reply:
+    """What one streamed reply has given so far."""
+
+    def __init__(self) -> None:
+        self.calls = _ToolCalls()
+        self.chunks = 0
+        self.finish: str | None = None
+        self.said = ""
+
+    def read(self, chunk: Any) -> list[LLMEvent]:
+        """The events of one chunk (its tool-call fragments go to ``calls``); malformed ->
+        error. The first finish reason completes the tool calls and gives ``Finish``."""
+        self.chunks += 1
+        choices = getattr(chunk, "choices", None)
+        usage = getattr(chunk, "usage", None)
+        if choices is None and usage is not None:
+            return [_usage(usage)]
+        if not isinstance(choices, list):
+            raise malformed(_WHAT, "a chunk without 'choices'")
+        events: list[LLMEvent] = []
+        for choice in choices:
+            delta = getattr(choice, "delta", None)
+            # A refusal is what the model says instead of an answer: it is spoken too.
+            text = "".join(_text(delta, name) for name in ("content", "refusal"))
+            if text:
+                events.append(TextDelta(text))
+                if len(self.said) < _SAID_CHARS:
+                    self.said += text
+            fragments = getattr(delta, "tool_calls", None)
+            if fragments is not None and not isinstance(fragments, list):
+                raise malformed(_WHAT, "delta.tool_calls is not a list")
+            for fragment in fragments or ():
+                self.calls.add(fragment)
+            reason = _text(choice, "finish_reason")
+            if reason and self.finish is None:
+                self.finish = reason
+                events.extend(self.calls.done())
+                events.append(Finish(reason))
+        if usage is not None:
+            events.append(_usage(usage))
+        return events
 
 
 def _text(owner: Any, name: str) -> str:

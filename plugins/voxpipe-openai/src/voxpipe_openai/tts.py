@@ -11,13 +11,16 @@ from pydantic import Field
 
 from voxpipe.audio import AudioFrame, Framer, StreamResampler
 from voxpipe.hookspecs import BackendContext
+from voxpipe_openai._body import content_type, read_head
 from voxpipe_openai._client import ClientBackend, ConnectionOptions, timeout_ms
-from voxpipe_openai._errors import malformed, translated
+from voxpipe_openai._errors import translated, truncated, wrong_content
 
 _WHAT = "speech"
 #: ``response_format="pcm"``: 24 kHz, signed 16-bit little-endian, mono.
 PCM_RATE = 24_000
 _PCM = np.dtype("<i2")
+#: Content types that can be raw PCM; none at all means bytes (RFC 9110: octet-stream).
+PCM_TYPES = frozenset({"audio/pcm", "audio/l16", "application/octet-stream", ""})
 
 
 class OpenAITTSOptions(ConnectionOptions):
@@ -33,7 +36,8 @@ class OpenAITTSOptions(ConnectionOptions):
 
 class OpenAITTS(ClientBackend):
     """Speaks ``text`` as frames of ``context.frame_ms`` at ``context.sample_rate``, each as soon
-    as the provider's bytes for it have arrived."""
+    as the provider's bytes for it have arrived. A 200 that is not PCM (HTML, JSON, text) and
+    a body without a single sample are errors, never silence."""
 
     def __init__(self, options: OpenAITTSOptions, context: BackendContext | None = None) -> None:
         super().__init__(options)
@@ -59,10 +63,13 @@ class OpenAITTS(ClientBackend):
                     speed=omit if opts.speed is None else opts.speed,
                 )
                 response = await deadline.wait(stack.enter_async_context(request))
-                kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
-                if kind == "application/json" or kind.startswith("text/"):
-                    raise malformed(_WHAT, f"expected raw PCM audio, got {kind}")
+                kind = content_type(response.headers)
+                if kind not in PCM_TYPES:  # an HTML page, JSON, an event stream...
+                    head = await read_head(response.iter_bytes(), deadline.wait)
+                    problem = f"the response is {kind}, not raw PCM audio (audio/pcm)"
+                    raise wrong_content(_WHAT, problem, head, self._key)
                 chunks = response.iter_bytes()
+            received = 0
             while True:
                 with translated(_WHAT, self._key):
                     try:
@@ -71,12 +78,16 @@ class OpenAITTS(ClientBackend):
                         break
                 if chunk:
                     deadline.output_came()
+                    received += len(chunk)
                 data = odd + chunk if odd else chunk
                 whole = len(data) - len(data) % 2
                 odd = data[whole:]
                 samples = np.frombuffer(data, dtype=_PCM, count=whole // 2).astype(np.int16)
                 for frame in framer.push(resampler.push(samples)):
                     yield frame
+            if received < _PCM.itemsize:
+                # Audio that ends early cannot be told from a short phrase; none at all can.
+                raise truncated(_WHAT, f"the response ended before any audio ({received} bytes)")
             tail = resampler.push(np.zeros(0, dtype=np.int16), last=True)
             for frame in (*framer.push(tail), *framer.flush()):
                 yield frame
