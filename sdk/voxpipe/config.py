@@ -230,9 +230,11 @@ def _refuse_moved_keys(data: dict[str, Any], source: str) -> None:
         raise ConfigError(f"{source}: [{section}] {key} has moved: set {where} instead.")
 
 
-#: Text that may be a credential: key prefixes, or a long unbroken run of letters and digits.
+#: Text that may be a credential: a key prefix, or a long unbroken run of letters mixed with
+#: digits (a URL, a path or a plain word is not one).
 _SECRET_LIKE = re.compile(
-    r"\b(sk|pk|rk|key|tok|api)[-_][A-Za-z0-9_\-]{6,}|[A-Za-z0-9_\-+/]{24,}", re.I
+    r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-]{8,}"
+    r"|(?=[A-Za-z0-9_\-]*\d)(?=[A-Za-z0-9_\-]*[A-Za-z])[A-Za-z0-9_\-]{24,}"
 )
 
 
