@@ -419,7 +419,7 @@ def _bad_float_nan(tmp_path: Path) -> Path:
         (_bad_width, r"unsupported sample width of 40 bits"),
         (_bad_ulaw, r"unsupported sample format .*[Uu]-[Ll]aw.*; use 8, 16, 24 or 32-bit PCM"),
         (_bad_missing, r"no such file"),
-        (_bad_directory, r"no such file"),
+        (_bad_directory, r"is a directory, not a WAV file"),
         (_bad_float_nan, r"2 sample\(s\) are NaN or infinite"),
     ],
     ids=["text-file", "empty", "40-bit", "u-law", "missing", "directory", "float-nan"],

@@ -324,3 +324,27 @@ def test_a_secret_in_the_wrong_option_is_not_echoed(registry: Registry) -> None:
     assert key not in str(info.value) and "not shown: it may hold a secret" in str(info.value)
     with pytest.raises(ConfigError, match=r"\(got 'soon'\)"):  # plain values still shown
         load_config({"llm": {"backend": "sim", "first_token_ms": "soon"}}, registry=registry)
+
+
+@pytest.mark.parametrize(
+    ("section", "key"),
+    [
+        ("agent", "playout_lookahead_ms"),
+        ("turns", "endpoint_ms"),
+        ("turns", "min_interruption_ms"),
+        ("turns", "resume_timeout_ms"),
+        ("turns", "final_timeout_ms"),
+        ("vad", "threshold_db"),
+    ],
+)
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), 1e300])
+def test_numeric_options_are_finite_and_bounded(
+    registry: Registry, section: str, key: str, value: float
+) -> None:
+    with pytest.raises(ConfigError, match=rf"\[{section}\] {key}"):
+        load_config({section: {key: value}}, registry=registry)
+
+
+def test_budgets_are_finite() -> None:
+    with pytest.raises(ConfigError, match=r"\[budgets.llm_first_token\] ms"):
+        load_config({"budgets": {"llm_first_token": float("inf")}})

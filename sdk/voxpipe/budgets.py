@@ -57,7 +57,7 @@ ALLOWED_ACTIONS: dict[str, tuple[Action, ...]] = {
 class Budget(BaseModel):
     """One budget: a deadline of ``ms`` and what to do when it passes."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     ms: float = Field(gt=0, le=60_000, description="the deadline, ms from the stage's start")
     action: Action = Field("warn", description="what happens when it passes")

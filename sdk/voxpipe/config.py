@@ -60,7 +60,7 @@ class VADChoice(BackendChoice):
 class AgentSettings(BaseModel):
     """``[agent]``: the conversation and the audio format of the session."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     system_prompt: str = (
         "You are a helpful voice assistant. Answer briefly, in plain spoken English."

@@ -171,9 +171,11 @@ class Session:
                 turns.close()
             for backend in owned:
                 await _aclose(backend)
-            await self.sink.aclose()
-            if self.recorder is not None:
-                self.recorder.close()
+            try:
+                await self.sink.aclose()
+            finally:
+                if self.recorder is not None:
+                    self.recorder.close()
             self.replies.clear()
             self.set_state(AgentState.LISTENING)
 

@@ -19,7 +19,7 @@ _ABBREVIATIONS = frozenset(
 class PhrasePolicy(BaseModel):
     """Where phrases are cut (``[agent.phrases]`` in config)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     stream: bool = Field(
         True,

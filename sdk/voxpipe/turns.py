@@ -41,7 +41,7 @@ EndOfTurnMode = Literal["vad", "asr", "first"]
 class TurnSettings(BaseModel):
     """``[turns]``: when the user's turn ends and when the user interrupts the agent."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     end_of_turn: EndOfTurnMode = Field(
         "vad",

@@ -28,10 +28,10 @@ class Utterance:
 class EnergyVADOptions(BaseModel):
     """``[vad]`` options when ``backend = "energy"``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     threshold_db: float = Field(
-        DEFAULT_THRESHOLD_DB, le=0, description="frame energy (dBFS) counted as speech"
+        DEFAULT_THRESHOLD_DB, ge=-120, le=0, description="frame energy (dBFS) counted as speech"
     )
 
 

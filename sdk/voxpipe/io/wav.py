@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from voxpipe.audio import AudioFrame, iter_frames, read_speech, write_wav
+from voxpipe.audio import AudioFrame, iter_frames, read_speech
 from voxpipe.clock import SessionClock
-from voxpipe.io.recorder import Track
+from voxpipe.io.recorder import WINDOW_MS, Track, TrackFile
 
 
 class WavSource:
@@ -32,11 +32,17 @@ class WavSource:
 
 class WavSink:
     """Writes the agent's audio to a mono WAV, placed on the session clock (silence between
-    answers), so it lines up with the input file."""
+    answers), so it lines up with the input file.
 
-    def __init__(self, path: str | Path, sample_rate: int = 16_000) -> None:
+    The file is opened here and written as the call goes (only ``window_ms`` of it is held
+    in memory); ``aclose`` writes the rest and the header, and may be called again."""
+
+    def __init__(
+        self, path: str | Path, sample_rate: int = 16_000, *, window_ms: float = WINDOW_MS
+    ) -> None:
         self.path = Path(path)
-        self.track = Track(sample_rate)
+        self.track = Track(sample_rate, "agent")
+        self._out = TrackFile(self.path, (self.track,), "WAV sink", window_ms)
 
     async def write(self, frame: AudioFrame) -> None:
         self.track.add(frame)
@@ -45,8 +51,22 @@ class WavSink:
         self.track.cut(at_ms)
         return at_ms
 
+    @property
+    def buffered_samples(self) -> int:
+        """Samples held in memory."""
+        return self._out.buffered_samples
+
+    @property
+    def late_count(self) -> int:
+        """Frames and cuts that came for audio already written (that part is dropped)."""
+        return self._out.late_count
+
+    @property
+    def closed(self) -> bool:
+        return self._out.closed
+
     async def aclose(self) -> None:
-        write_wav(self.path, self.track.render(), self.track.sample_rate)
+        self._out.close()
 
 
 class NullSink:

@@ -19,16 +19,22 @@ from pydantic import Field
 from voxpipe.audio import AudioFrame
 from voxpipe.hookspecs import BackendContext
 from voxpipe.protocols import ASREvent, Transcript
-from voxpipe.sim.faults import FailWith, FaultOptions, Faults
+from voxpipe.sim.faults import MAX_DELAY_MS, FailWith, FaultOptions, Faults
 from voxpipe.sim.voice import WORDS_PER_MINUTE
 from voxpipe.streams import Channel
 from voxpipe.vad import Utterance
 
 
 class SimASROptions(FaultOptions):
-    finalization_ms: float = Field(100, ge=0, description="final delay after the end of speech")
-    first_partial_ms: float = Field(60, ge=0, description="speech heard before the first partial")
-    partial_interval_ms: float = Field(250, gt=0, description="speech between later partials")
+    finalization_ms: float = Field(
+        100, ge=0, le=MAX_DELAY_MS, description="final delay after the end of speech"
+    )
+    first_partial_ms: float = Field(
+        60, ge=0, le=MAX_DELAY_MS, description="speech heard before the first partial"
+    )
+    partial_interval_ms: float = Field(
+        250, gt=0, le=MAX_DELAY_MS, description="speech between later partials"
+    )
     confidence: float = Field(0.95, ge=0, le=1)
 
 

@@ -31,15 +31,33 @@ BEFORE_OUTPUT: frozenset[str] = frozenset({"auth", "rate_limit", "server_error",
 PROVIDER = "sim"
 _Z99 = 2.3263  # the 99th percentile of the standard normal distribution
 
+# Bounds of the sim backends' numeric options: no option makes a backend hang or allocate
+# without limit (inf and nan are refused everywhere; see ``SIM_CONFIG``).
+#: The longest delay a sim backend waits before an output (ms); lognormal draws are capped.
+MAX_DELAY_MS = 60_000.0
+#: The longest wait a fault asks for or sits through: retry_after_ms, idle_timeout_ms (ms).
+MAX_WAIT_MS = 600_000.0
+#: The highest speed or rate (tokens a second, times real time, words a minute).
+MAX_RATE = 1_000.0
+#: The lowest speed or rate (a token every 10 s, a tenth of real time): lower would hang.
+MIN_RATE = 0.1
+#: The slowest simulated speech (6 s a word): slower allocates minutes of audio a word.
+MIN_WORDS_PER_MINUTE = 10.0
+#: The largest seed: 64 bits.
+MAX_SEED = 2**64 - 1
+#: The options models' config: unknown options and infinite or NaN numbers are errors.
+SIM_CONFIG = ConfigDict(extra="forbid", allow_inf_nan=False)
+_LOG_MAX_DELAY = math.log(MAX_DELAY_MS)
+
 
 class Lognormal(BaseModel):
     """First-output delays (ms) drawn from a lognormal distribution with this median (p50)
     and 99th percentile (p99)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
-    p50: float
-    p99: float
+    p50: float = Field(gt=0, le=MAX_DELAY_MS)
+    p99: float = Field(gt=0, le=MAX_DELAY_MS)
 
     @model_validator(mode="after")
     def _ordered(self) -> Lognormal:
@@ -59,21 +77,24 @@ class Lognormal(BaseModel):
 class FaultOptions(BaseModel):
     """The fault-injection options every sim backend's options model inherits."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = SIM_CONFIG
 
     latency: Literal["fixed"] | Lognormal = Field(
         "fixed",
         description='delay to the first output: "fixed" (the backend\'s own delay option) or '
-        "{p50 = <ms>, p99 = <ms>}, drawn per request from a lognormal distribution",
+        "{p50 = <ms>, p99 = <ms>}, drawn per request from a lognormal distribution "
+        "(p99 at most 60000 ms; draws are capped at 60000 ms)",
     )
     error_rate: float = Field(0, ge=0, le=1, description="probability that a request fails")
     fail_with: FailWith = Field("server_error", description="how a failing request fails")
     retry_after_ms: float | None = Field(
-        None, ge=0, description="the wait a rate_limit failure asks for"
+        None, ge=0, le=MAX_WAIT_MS, description="the wait a rate_limit failure asks for"
     )
-    seed: int | None = Field(None, description="seed of the backend's random generator")
+    seed: int | None = Field(
+        None, ge=0, le=MAX_SEED, description="seed of the backend's random generator"
+    )
     idle_timeout_ms: float = Field(
-        5000, gt=0, description="silence after which a stalled stream fails"
+        5000, gt=0, le=MAX_WAIT_MS, description="silence after which a stalled stream fails"
     )
 
     @field_validator("latency", mode="wrap")
@@ -84,7 +105,9 @@ class FaultOptions(BaseModel):
             return handler(value)
         except ValidationError:
             raise PydanticCustomError(
-                "latency", 'expected "fixed" or {p50 = <ms>, p99 = <ms>} with p99 >= p50 > 0'
+                "latency",
+                'expected "fixed" or {p50 = <ms>, p99 = <ms>} with p99 >= p50 > 0, both '
+                "finite and at most 60000 ms",
             ) from None
 
 
@@ -98,10 +121,13 @@ class Faults:
         self.random = random.Random(options.seed)
 
     def first_output_ms(self, fixed_ms: float) -> float:
-        """This request's delay to its first output: ``fixed_ms``, or a lognormal draw."""
+        """This request's delay to its first output: ``fixed_ms``, or a lognormal draw (at
+        most ``MAX_DELAY_MS``: a wide distribution's far tail would never come)."""
         latency = self.options.latency
         if isinstance(latency, Lognormal):
-            return self.random.lognormvariate(latency.mu, latency.sigma)
+            # lognormvariate's own draw, capped before exp() so it cannot overflow either
+            log_ms = self.random.normalvariate(latency.mu, latency.sigma)
+            return MAX_DELAY_MS if log_ms >= _LOG_MAX_DELAY else math.exp(log_ms)
         return fixed_ms
 
     def failure(self) -> FailWith | None:

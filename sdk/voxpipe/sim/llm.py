@@ -11,7 +11,7 @@ from pydantic import Field
 
 from voxpipe.hookspecs import BackendContext
 from voxpipe.protocols import Finish, LLMEvent, Message, TextDelta, Usage
-from voxpipe.sim.faults import FaultOptions, Faults
+from voxpipe.sim.faults import MAX_DELAY_MS, MAX_RATE, MIN_RATE, FaultOptions, Faults
 
 DEFAULT_RESPONSES = {
     "hello": "Hello! I'm doing great, thanks for asking. How can I help you today?",
@@ -23,8 +23,12 @@ _TOKEN = re.compile(r"\s*\S+")
 
 
 class SimLLMOptions(FaultOptions):
-    first_token_ms: float = Field(250, ge=0, description="delay before the first text delta")
-    tokens_per_second: float = Field(60, gt=0, description="words per second after it")
+    first_token_ms: float = Field(
+        250, ge=0, le=MAX_DELAY_MS, description="delay before the first text delta"
+    )
+    tokens_per_second: float = Field(
+        60, ge=MIN_RATE, le=MAX_RATE, description="words per second after it"
+    )
     responses: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_RESPONSES),
         description="keyword -> reply; the first keyword found in the user's words wins; "

@@ -14,14 +14,27 @@ from pydantic import Field
 from voxpipe.audio import AudioFrame
 from voxpipe.hookspecs import BackendContext
 from voxpipe.protocols import Alignment, TTSOutput
-from voxpipe.sim.faults import FaultOptions, Faults
+from voxpipe.sim.faults import (
+    MAX_DELAY_MS,
+    MAX_RATE,
+    MIN_RATE,
+    MIN_WORDS_PER_MINUTE,
+    FaultOptions,
+    Faults,
+)
 from voxpipe.sim.voice import WORDS_PER_MINUTE, speech_frames
 
 
 class SimTTSOptions(FaultOptions):
-    first_chunk_ms: float = Field(120, ge=0, description="delay before the first audio frame")
-    speed: float = Field(4.0, gt=0, description="synthesis speed relative to real time")
-    words_per_minute: float = Field(WORDS_PER_MINUTE, gt=0, description="speaking rate")
+    first_chunk_ms: float = Field(
+        120, ge=0, le=MAX_DELAY_MS, description="delay before the first audio frame"
+    )
+    speed: float = Field(
+        4.0, ge=MIN_RATE, le=MAX_RATE, description="synthesis speed relative to real time"
+    )
+    words_per_minute: float = Field(
+        WORDS_PER_MINUTE, ge=MIN_WORDS_PER_MINUTE, le=MAX_RATE, description="speaking rate"
+    )
     pitch_hz: float = Field(200, gt=40, lt=1000, description="voice pitch")
 
 
