@@ -281,7 +281,27 @@ def _update_header_as_written(file: Any) -> None:
         lib.sf_command(handle, _SFC_SET_UPDATE_HEADER_AUTO, ffi.NULL, 1)
 
 
-class CallRecorder:
+class Recording:
+    """What a file written as the call goes reports: memory held, late audio, closed."""
+
+    _out: TrackFile
+
+    @property
+    def buffered_samples(self) -> int:
+        """Samples held in memory, all tracks together."""
+        return self._out.buffered_samples
+
+    @property
+    def late_count(self) -> int:
+        """Frames and cuts that came for audio already written (that part is dropped)."""
+        return self._out.late_count
+
+    @property
+    def closed(self) -> bool:
+        return self._out.closed
+
+
+class CallRecorder(Recording):
     """A stereo WAV of the call: the user on the left channel, the agent on the right,
     both placed on the session clock, so the gap between them is what a listener hears.
 
@@ -295,20 +315,6 @@ class CallRecorder:
         self.user = Track(sample_rate, "user")
         self.agent = Track(sample_rate, "agent")
         self._out = TrackFile(self.path, (self.user, self.agent), "call recorder", window_ms)
-
-    @property
-    def buffered_samples(self) -> int:
-        """Samples held in memory, both tracks together."""
-        return self._out.buffered_samples
-
-    @property
-    def late_count(self) -> int:
-        """Frames and cuts that came for audio already written (that part is dropped)."""
-        return self._out.late_count
-
-    @property
-    def closed(self) -> bool:
-        return self._out.closed
 
     def close(self) -> Path:
         """Write the rest of the call and the header; return the file's path."""

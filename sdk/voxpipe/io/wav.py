@@ -7,7 +7,7 @@ from pathlib import Path
 
 from voxpipe.audio import AudioFrame, iter_frames, read_speech
 from voxpipe.clock import SessionClock
-from voxpipe.io.recorder import WINDOW_MS, Track, TrackFile
+from voxpipe.io.recorder import WINDOW_MS, Recording, Track, TrackFile
 
 
 class WavSource:
@@ -30,7 +30,7 @@ class WavSource:
             yield frame
 
 
-class WavSink:
+class WavSink(Recording):
     """Writes the agent's audio to a mono WAV, placed on the session clock (silence between
     answers), so it lines up with the input file.
 
@@ -50,20 +50,6 @@ class WavSink:
     def clear(self, at_ms: float) -> float:
         self.track.cut(at_ms)
         return at_ms
-
-    @property
-    def buffered_samples(self) -> int:
-        """Samples held in memory."""
-        return self._out.buffered_samples
-
-    @property
-    def late_count(self) -> int:
-        """Frames and cuts that came for audio already written (that part is dropped)."""
-        return self._out.late_count
-
-    @property
-    def closed(self) -> bool:
-        return self._out.closed
 
     async def aclose(self) -> None:
         self._out.close()
