@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from voxpipe.metrics import STAGES, BudgetResult, SessionMetrics, TurnMetrics
-from voxpipe.report import plot_timeline, print_session, print_turn, summary_table, turn_table
+from voxpipe.plot import plot_timeline
+from voxpipe.report import print_session, print_turn, summary_table, turn_table
 
 BUDGETS_MS = {"asr_processing": 80.0, "llm_first_token": 300.0, "time_to_first_audio": 800.0}
 

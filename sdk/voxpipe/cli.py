@@ -27,9 +27,10 @@ from voxpipe.errors import AuthError, UsageError, VoxpipeError
 from voxpipe.events import BudgetMiss, StateChange
 from voxpipe.io import CallRecorder, Line, SimSpeechSource, WavSink, WavSource
 from voxpipe.metrics import SessionMetrics, TurnMetrics
+from voxpipe.plot import plot_timeline
 from voxpipe.protocols import AudioSink, AudioSource
 from voxpipe.registry import default_registry
-from voxpipe.report import budget_line, plot_timeline, print_session, print_turn, summary_table
+from voxpipe.report import budget_line, print_session, print_turn, summary_table
 from voxpipe.runtime import freeze_gc, loop_factory
 from voxpipe.session import Session
 
