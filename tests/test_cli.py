@@ -70,11 +70,19 @@ def demo(tmp_path: Path, *flags: str) -> tuple[subprocess.CompletedProcess[str],
 
 def test_demo_runs_end_to_end_and_writes_every_output(tmp_path: Path) -> None:
     result, out = demo(tmp_path)
-    for n in (1, 2, 3):
-        assert f"Turn {n}:" in result.stdout
-    assert "time_to_first_audio" in result.stdout and "Session summary" in result.stdout
-
     data = json.loads(out["m.json"].read_text())
+    lines = result.stdout.splitlines()
+    starts = [line.split("  ")[0] for line in lines if line.startswith("Turn ")]
+    assert starts == ["Turn 1", "Turn 2", "Turn 3"]  # a line per turn (wrapped under it)
+    assert len(lines) <= 1 + 2 * 3 + 2 + 3  # header, turns, summary, the files written
+    text = " ".join(result.stdout.split())
+    for turn in data["turns"]:  # the agent's reply in full, with its time to first audio
+        ttfa = turn["latency_ms"]["time_to_first_audio"]
+        assert f'{ttfa:.0f} ms budgets ok "{turn["user_text"]}" → {turn["agent_text"]}' in text
+    p50 = data["session"]["summary"]["time_to_first_audio_ms"]["p50"]
+    assert f"3 turns: time to first audio p50 {p50:.0f} ms" in text
+    assert "budgets met in 3/3 turns, 0 interrupted, 0 failed, 0 cancelled" in text
+    assert "Stages" not in text and "Session summary" not in text  # the tables: --verbose
     assert data["session"]["backends"] == {
         "asr": "sim",
         "llm": "sim",
@@ -123,8 +131,11 @@ def test_demo_runs_end_to_end_and_writes_every_output(tmp_path: Path) -> None:
 def test_barge_in_demo_plays_one_interruption(tmp_path: Path) -> None:
     result, out = demo(tmp_path, "--barge-in")
     text = " ".join(result.stdout.split())
-    assert "Interrupted 1810 ms into the answer: output silent 0 ms after detection." in text
-    assert "1 interrupted, 0 resumed, 0 failed, 0 cancelled" in text
+    assert '"What\'s the weather like?" → The weather is sunny [interrupted]' in text
+    assert "1 interrupted, 0 failed, 0 cancelled" in text
+    verbose = " ".join(demo(tmp_path, "--barge-in", "--verbose")[0].stdout.split())
+    assert "Interrupted 1810 ms into the answer: output silent 0 ms after detection." in verbose
+    assert "1 interrupted, 0 resumed, 0 failed, 0 cancelled" in verbose
     data = json.loads(out["m.json"].read_text())
     first, second, third = data["turns"]
     assert first["interrupted"] and not second["interrupted"] and not third["interrupted"]
@@ -265,7 +276,10 @@ def test_report_reads_a_saved_metrics_file(tmp_path: Path) -> None:
     assert voxpipe("demo", "--virtual-time", "--json", metrics).returncode == 0
     result = voxpipe("report", metrics, "--plot", tmp_path / "again.png")
     assert result.returncode == 0, result.stderr
-    assert "Turn 3:" in result.stdout and (tmp_path / "again.png").exists()
+    assert "Turn 3 " in result.stdout and (tmp_path / "again.png").exists()
+    tables = voxpipe("report", metrics, "--verbose")
+    assert "Turn 3:" in tables.stdout and "Stages" in tables.stdout
+    assert voxpipe("report", metrics, "--quiet").stdout == ""
     garbage = tmp_path / "garbage.json"
     garbage.write_text("[1, 2")
     bad = voxpipe("report", garbage)
@@ -288,7 +302,9 @@ llm_first_token = {ms = 500, action = "fallback"}
     text = " ".join(result.stdout.split())
     assert "budget llm_first_token (500 ms) passed at" in text
     assert ": fallback, started sim#2 beside" in text
-    assert "llm attempt on sim: lost" in text
+    assert "llm_first_token 700/500 ms → fallback (started sim#2 beside)" in text
+    verbose = " ".join(demo(tmp_path, "--config", str(config), "-v")[0].stdout.split())
+    assert "llm attempt on sim: lost" in verbose
     for turn in json.loads(out["m.json"].read_text())["turns"]:
         (budget,) = turn["budgets"]
         assert (budget["action"], budget["detail"]) == ("fallback", "started sim#2 beside")
@@ -318,3 +334,28 @@ def test_run_says_a_filler_when_the_llm_is_late(
     assert stamps["first_sound"] == pytest.approx(stamps["llm_request"] + 300, abs=25)
     assert stamps["playout_start"] > stamps["first_sound"]
     assert turn["latency_ms"]["time_to_first_sound"] < turn["latency_ms"]["time_to_first_audio"]
+
+
+def test_quiet_prints_nothing_but_errors_and_still_writes_every_output(tmp_path: Path) -> None:
+    result, out = demo(tmp_path, "--quiet")
+    assert result.stdout == "" and result.stderr == ""
+    assert len(json.loads(out["m.json"].read_text())["turns"]) == 3
+    assert out["t.png"].exists() and out["call.wav"].exists()
+    bad = voxpipe("run", "--config", tmp_path / "missing.toml", "--input", out["call.wav"], "-q")
+    assert bad.returncode == 2 and bad.stdout == "" and "missing.toml" in bad.stderr
+
+
+def test_verbose_and_quiet_are_exclusive() -> None:
+    result = voxpipe("demo", "--verbose", "--quiet")
+    assert result.returncode == 2 and "not allowed with argument" in result.stderr
+
+
+def test_version_and_help_list_every_command() -> None:
+    from voxpipe import __version__
+
+    version = voxpipe("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"voxpipe {__version__}"
+    help_text = voxpipe("--help").stdout
+    for command in ("demo", "run", "plugins", "bench", "report"):
+        assert f"    {command} " in help_text
+    assert "``" not in help_text and "Exit codes" in help_text

@@ -1,4 +1,4 @@
-"""The ``voxpipe`` command: demo, run, plugins, report.
+"""The voxpipe command line: demo, run, plugins, bench, report.
 
 Exit codes: 0 ok, 1 runtime failure, 2 bad usage, config, key or input.
 """
@@ -19,18 +19,19 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from voxpipe import __version__
 from voxpipe import bench as bench_module
 from voxpipe.agent import VoiceAgent
 from voxpipe.budgets import DEMO_BUDGETS
 from voxpipe.config import AgentConfig, load_config, parse_config
 from voxpipe.errors import AuthError, UsageError, VoxpipeError
-from voxpipe.events import BudgetMiss, StateChange
 from voxpipe.io import CallRecorder, Line, SimSpeechSource, WavSink, WavSource
-from voxpipe.metrics import SessionMetrics, TurnMetrics
+from voxpipe.live import LiveView, Verbosity
+from voxpipe.metrics import SessionMetrics
 from voxpipe.plot import plot_timeline
 from voxpipe.protocols import AudioSink, AudioSource
 from voxpipe.registry import default_registry
-from voxpipe.report import budget_line, print_session, print_turn, summary_table
+from voxpipe.report import turn_line, turn_table
 from voxpipe.runtime import freeze_gc, loop_factory
 from voxpipe.session import Session
 
@@ -76,7 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="voxpipe", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="voxpipe",
+        description="Streaming voice agents (ASR -> LLM -> TTS) with measured, budgeted "
+        "latency. Exit codes: 0 ok, 1 a runtime failure, 2 a bad command line, config, "
+        "key or input; 130 / 143 stopped by Ctrl-C / SIGTERM.",
+        epilog="`voxpipe COMMAND --help` describes each command.",
+    )
+    parser.add_argument("--version", action="version", version=f"voxpipe {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser("demo", help="the tutorial's three-turn scenario on sim backends")
@@ -109,11 +117,27 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="tables and a plot from a saved metrics file")
     report.add_argument("metrics", type=Path, help="a metrics JSON written with --json")
     report.add_argument("--plot", type=Path, help="write a timeline PNG here")
+    _add_verbosity(report)
     report.set_defaults(handler=_report)
     return parser
 
 
+def _add_verbosity(command: argparse.ArgumentParser) -> None:
+    loudness = command.add_mutually_exclusive_group()
+    loudness.add_argument(
+        "-v", "--verbose", action="store_true", help="print each turn's stage and budget tables"
+    )
+    loudness.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+
+
+def _verbosity(args: argparse.Namespace) -> Verbosity:
+    if args.quiet:
+        return Verbosity.QUIET
+    return Verbosity.VERBOSE if args.verbose else Verbosity.NORMAL
+
+
 def _add_outputs(command: argparse.ArgumentParser) -> None:
+    _add_verbosity(command)
     command.add_argument("--json", type=Path, help="write the session metrics here")
     command.add_argument("--plot", type=Path, help="write a per-turn timeline PNG here")
     command.add_argument(
@@ -141,13 +165,14 @@ def _demo(args: argparse.Namespace) -> int:
         lines, sample_rate=config.agent.sample_rate, frame_ms=config.agent.frame_ms
     )
     scenario = ", the user barges in on the first answer" if args.barge_in else ""
-    console.print(
-        f"[bold]voxpipe demo[/]: {len(lines)} turns{scenario}, backends "
-        + escape(_backends(config))
-        + (", virtual time" if args.virtual_time else ", real time")
-    )
-    session = _converse(agent, source, None, config, args)
-    _save(session, args)
+    with LiveView(console, _verbosity(args)) as view:
+        view.print(
+            f"[bold]voxpipe demo[/]: {len(lines)} turns{scenario}, backends "
+            + escape(_backends(config))
+            + (", virtual time" if args.virtual_time else ", real time")
+        )
+        session = _converse(agent, source, None, config, args, view)
+        _save(session, args, view)
     return 0
 
 
@@ -161,19 +186,20 @@ def _run(args: argparse.Namespace) -> int:
     source = WavSource(args.input, config.agent.sample_rate, config.agent.frame_ms)
     agent = VoiceAgent.from_config(config)
     sink = WavSink(args.output, config.agent.sample_rate) if args.output else None
-    console.print(
-        f"[bold]voxpipe run[/]: {escape(str(args.input))} ({source.duration_ms / 1000:.1f} s) "
-        f"through {escape(_backends(config))}"
-    )
-    session = _converse(agent, source, sink, config, args, progress=source)
-    if not session.turns:
-        console.print(
-            "[yellow]No speech was answered: check the input level "
-            "(\\[vad] threshold_db) or the ASR settings.[/]"
+    with LiveView(console, _verbosity(args), duration_ms=source.duration_ms) as view:
+        view.print(
+            f"[bold]voxpipe run[/]: {escape(str(args.input))} "
+            f"({source.duration_ms / 1000:.1f} s) through {escape(_backends(config))}"
         )
-    if args.output:
-        console.print(f"agent audio: {escape(str(args.output))}")
-    _save(session, args)
+        session = _converse(agent, source, sink, config, args, view)
+        if not session.turns:
+            view.print(
+                "[yellow]No speech was answered: check the input level "
+                "(\\[vad] threshold_db) or the ASR settings.[/]"
+            )
+        if args.output:
+            view.print(f"agent audio: {escape(str(args.output))}")
+        _save(session, args, view)
     return 0
 
 
@@ -183,47 +209,33 @@ def _converse(
     sink: AudioSink | None,
     config: AgentConfig,
     args: argparse.Namespace,
-    progress: WavSource | None = None,
+    view: LiveView,
 ) -> SessionMetrics:
-    """Run one session, printing each turn as it ends and a status line meanwhile."""
+    """Run one session, showing each turn as it ends and a status line meanwhile."""
     recorder = CallRecorder(args.record, config.agent.sample_rate) if args.record else None
-    status = console.status("listening", spinner="dots")
-
-    def on_state(change: StateChange) -> None:
-        where = ""
-        if progress is not None:
-            where = f" {progress.position_ms / 1000:5.1f} / {progress.duration_ms / 1000:.1f} s"
-        status.update(f"{change.new.value}{where}")
-
-    def on_turn(turn: TurnMetrics) -> None:
-        print_turn(turn, console)
-
-    def on_budget(miss: BudgetMiss) -> None:
-        console.print(budget_line(miss), highlight=False)
-
     started: list[Session] = []
 
     async def session() -> SessionMetrics:
         async with agent:
             conversation = agent.session(source, sink, recorder=recorder)
-            conversation.on("state", on_state)
-            conversation.on("turn", on_turn)
-            conversation.on("budget", on_budget)
+            conversation.on("state", view.on_state)
+            conversation.on("turn", view.on_turn)
+            conversation.on("budget", view.on_budget)
+            view.follow(conversation)
             started.append(conversation)
             return await conversation.run()
 
     try:
-        with status:
-            metrics = _run_loop(session, virtual_time=args.virtual_time)
+        metrics = _run_loop(session, virtual_time=args.virtual_time)
     except (VoxpipeError, Stopped) as ended:
         if started:  # the turns until then, and why it ended, are still worth keeping
             if isinstance(ended, Stopped):
                 started[0].metrics.end_reason = ended.reason
-            _save(started[0].metrics, args)
+            _save(started[0].metrics, args, view)
         raise
-    console.print(summary_table(metrics))
+    view.summary(metrics)
     if args.record:
-        console.print(f"call recording: {escape(str(args.record))}")
+        view.print(f"call recording: {escape(str(args.record))}")
     return metrics
 
 
@@ -335,13 +347,13 @@ def check_paths(inputs: dict[str, Path | None], outputs: dict[str, Path | None])
             )
 
 
-def _save(session: SessionMetrics, args: argparse.Namespace) -> None:
+def _save(session: SessionMetrics, args: argparse.Namespace, view: LiveView) -> None:
     if args.json:
         session.to_json(args.json)
-        console.print(f"metrics: {escape(str(args.json))}")
+        view.print(f"metrics: {escape(str(args.json))}")
     if args.plot:
         plot_timeline(session, args.plot)
-        console.print(f"timeline: {escape(str(args.plot))}")
+        view.print(f"timeline: {escape(str(args.plot))}")
 
 
 def _plugins(args: argparse.Namespace) -> int:
@@ -397,10 +409,13 @@ def _report(args: argparse.Namespace) -> int:
             f"{args.metrics}: not a voxpipe metrics file ({exc}); "
             "write one with `voxpipe demo --json FILE`."
         ) from None
-    print_session(session, console)
-    if args.plot:
-        plot_timeline(session, args.plot)
-        console.print(f"timeline: {escape(str(args.plot))}")
+    with LiveView(console, _verbosity(args), status=False) as view:
+        for turn in session.turns:
+            view.print(turn_table(turn) if args.verbose else turn_line(turn))
+        view.summary(session)
+        if args.plot:
+            plot_timeline(session, args.plot)
+            view.print(f"timeline: {escape(str(args.plot))}")
     return 0
 
 

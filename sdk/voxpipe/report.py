@@ -14,9 +14,16 @@ from rich.table import Table
 from rich.text import Text
 
 from voxpipe.events import BudgetMiss
-from voxpipe.metrics import STAGES, SessionMetrics, TurnMetrics
+from voxpipe.metrics import STAGES, SessionMetrics, TurnMetrics, percentiles
 
-__all__ = ["print_session", "print_turn", "summary_table", "turn_table"]
+__all__ = [
+    "print_session",
+    "print_turn",
+    "summary_line",
+    "summary_table",
+    "turn_line",
+    "turn_table",
+]
 
 MISSING = "—"
 _TITLE_TEXT = 30
@@ -138,6 +145,86 @@ def interruption_lines(turn: TurnMetrics) -> list[Text]:
             )
         )
     return lines
+
+
+def _verdict_word(turn: TurnMetrics) -> Text:
+    """The turn's verdict in a word or two: "budgets ok", "2 over", "failed"."""
+    if turn.outcome in ("failed", "cancelled"):
+        return Text(turn.outcome, style="bold red")
+    if not turn.budgets:
+        return Text("no budgets", style="dim")
+    missed = sum(b.ok is False for b in turn.budgets)
+    return Text(f"{missed} over", style="yellow") if missed else Text("budgets ok", style="green")
+
+
+def _details(turn: TurnMetrics) -> Text:
+    """What went wrong in the turn, if anything: each budget missed with what was done, the
+    first sound when a filler came before the answer, the error."""
+    details = Text(style="yellow")
+    for b in turn.budgets:
+        if b.ok is False:
+            over = "" if b.actual_ms is None else f" {b.actual_ms:.0f}/{b.budget_ms:.0f} ms"
+            acted = f" → {b.action}" if b.action not in ("none", "warn") else ""
+            if acted and b.detail:
+                acted += f" ({b.detail})"
+            details.append(f"{'; ' if details else ''}{b.name}{over}{acted}")
+    first_sound = turn.latency("time_to_first_sound")
+    ttfa = turn.latency("time_to_first_audio")
+    if first_sound is not None and (ttfa is None or first_sound < ttfa):
+        details.append(f"{'; ' if details else ''}first sound (a filler) at {first_sound:.0f} ms")
+    if turn.error:
+        details.append(f"{'; ' if details else ''}{turn.error}", style="red")
+    return details
+
+
+def turn_line(turn: TurnMetrics) -> Table:
+    """One turn at a glance: its time to first audio, the budget verdict, and what was said
+    (the agent's text in full, wrapped; what was heard of it when interrupted); below it,
+    what went wrong, if anything."""
+    ttfa = turn.latency("time_to_first_audio")
+    said = Text(f'"{" ".join(turn.user_text.split())}"', style="bold")
+    said.append(" → ")
+    if turn.interrupted:
+        said.append(" ".join(turn.heard_text.split()))
+        said.append(" [interrupted]", style="yellow")
+    else:
+        said.append(" ".join(turn.agent_text.split()) or MISSING)
+    line = Table.grid(padding=(0, 2, 0, 0))
+    line.add_column(no_wrap=True)
+    line.add_column(justify="right", no_wrap=True)
+    line.add_column(no_wrap=True)
+    line.add_column(ratio=1)
+    ms = Text(MISSING if ttfa is None else f"{ttfa:.0f} ms", style="bold")
+    line.add_row(f"Turn {turn.index}", ms, _verdict_word(turn), said)
+    if details := _details(turn):
+        line.add_row("", "", "", details)
+    return line
+
+
+def summary_line(session: SessionMetrics) -> Text:
+    """The session in two lines: time to first audio percentiles, then what the turns did."""
+    n = len(session.turns)
+    line = Text(f"{n} turn{'' if n == 1 else 's'}", style="bold")
+    firsts = [v for t in session.turns if (v := t.latency("time_to_first_audio")) is not None]
+    if firsts:
+        stats = percentiles(firsts)
+        line.append(
+            f": time to first audio p50 {stats['p50']:.0f} ms, p99 {stats['p99']:.0f} ms, "
+            f"max {max(firsts):.0f} ms"
+        )
+    line.append("\n")
+    checked = [t for t in session.turns if t.budgets]
+    if checked:
+        met = sum(all(b.ok is not False for b in t.budgets) for t in checked)
+        style = "green" if met == len(checked) else "yellow"
+        line.append(f"budgets met in {met}/{len(checked)} turns", style=style)
+        line.append(", ")
+    outcomes, counts = session.outcomes(), session.interruptions()
+    line.append(
+        f"{counts['interrupted_turns']} interrupted, {outcomes['failed']} failed, "
+        f"{outcomes['cancelled']} cancelled"
+    )
+    return line
 
 
 def _summary_order(keys: list[str]) -> list[str]:
