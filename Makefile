@@ -4,9 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PLUGINS := $(wildcard plugins/*/pyproject.toml examples/*/pyproject.toml)
-PY_DIRS := $(wildcard sdk tests examples plugins benchmarks)
+PY_DIRS := $(wildcard sdk tests examples plugins benchmarks scripts)
 
-.PHONY: demo test lint typecheck unit setup clean
+.PHONY: demo test lint typecheck unit setup dist clean
 
 demo: $(STAMP)
 	$(BIN)/voxpipe demo --json out/demo.json --plot out/demo.png --record out/demo-call.wav
@@ -25,6 +25,12 @@ unit: $(STAMP)
 
 setup: $(STAMP)
 
+# Wheels and sdists of the core and every plugin in dist/, checked, then installed into a
+# fresh venv from those files and tried there (voxpipe plugins, the demo).
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python scripts/dist.py --out dist --smoke
+
 # Re-install when the project or any plugin's metadata changes.
 $(STAMP): pyproject.toml $(PLUGINS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,4 +39,4 @@ $(STAMP): pyproject.toml $(PLUGINS)
 	touch $(STAMP)
 
 clean:
-	rm -rf $(VENV) out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) out dist .pytest_cache .mypy_cache .ruff_cache

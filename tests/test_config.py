@@ -281,7 +281,8 @@ def test_unknown_known_backend_says_what_to_install(registry: Registry) -> None:
     message = str(info.value)
     assert "[llm] backend: no llm backend named 'openai'" in message
     assert "Installed llm backends: sim (voxpipe)." in message
-    assert "`pip install voxpipe-openai`" in message
+    assert "`pip install plugins/voxpipe-openai`" in message
+    assert "`pip install dist/voxpipe_openai-*.whl`" in message
 
 
 def test_budgets_take_a_number_or_a_table_and_can_be_turned_off(registry: Registry) -> None:

@@ -211,7 +211,12 @@ def _not_found_message(
         f"{', '.join(usable) if usable else 'none'}."
     )
     if name in KNOWN_DISTRIBUTIONS:
-        message += f" The {name!r} backends come with `pip install {KNOWN_DISTRIBUTIONS[name]}`."
+        dist = KNOWN_DISTRIBUTIONS[name]
+        message += (
+            f" The {name!r} backends come with the {dist} package: in a voxpipe checkout, "
+            f"`pip install plugins/{dist}`, or its wheel from `make dist` "
+            f"(`pip install dist/{dist.replace('-', '_')}-*.whl`)."
+        )
     if failures:
         message += (
             " Some plugins failed to load (see `voxpipe plugins`): "

@@ -18,7 +18,7 @@ def loop_factory(name: str | None = None) -> LoopFactory | None:
     """An event-loop factory for ``asyncio.Runner`` (None = asyncio's default).
 
     ``auto`` (the default, or ``$VOXPIPE_LOOP``): uvloop when installed (``pip install
-    'voxpipe[fast]'``), else asyncio. ``select``: asyncio on select(), whose timers have
+    uvloop``), else asyncio. ``select``: asyncio on select(), whose timers have
     microsecond rather than millisecond resolution (few sockets only). ``virtual``: a
     simulated clock (looptime): sessions run instantly with exact timings.
     """
@@ -36,7 +36,7 @@ def loop_factory(name: str | None = None) -> LoopFactory | None:
             import uvloop
         except ImportError:
             raise UsageError(
-                "the uvloop event loop needs uvloop: pip install 'voxpipe[fast]'"
+                "the uvloop event loop needs uvloop: pip install uvloop (voxpipe's 'fast' extra)"
             ) from None
         return uvloop.new_event_loop
     if name == "select":
