@@ -54,7 +54,8 @@ def make_agent(
 @pytest.mark.parametrize(
     ("policy", "first_phrase_tokens"),
     [
-        (PhrasePolicy(first_max_words=None), 10),  # up to "degrees."
+        # Up to " degrees.", certain once the 11th token (" Anything") shows what follows it.
+        (PhrasePolicy(first_max_words=None), 11),
         (PhrasePolicy(first_max_words=4), 5),  # 4 words, then the 5th token shows the word ended
     ],
 )
