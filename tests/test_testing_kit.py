@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from importlib.util import find_spec
+from pathlib import Path
+
 import pytest
 
 FAKE_PROVIDER = '''
 import asyncio
+from contextlib import aclosing
 from voxpipe.errors import ProviderError, RateLimited, AuthError
 from voxpipe.testing import Failure, LLMContract, ServerControl
 
@@ -51,8 +55,9 @@ GOOD = (
     + """
 class StreamingLLM(Backend):
     async def stream(self, messages):
-        async for chunk in self.connection.chunks():
-            yield chunk
+        async with aclosing(self.connection.chunks()) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
 class TestGood(LLMContract):
     backend_name = "sim"
@@ -147,8 +152,9 @@ from voxpipe.protocols import TextDelta, Usage
 
 class ChatLLM(Backend):
     async def chat(self, messages):
-        async for chunk in self.connection.chunks():
-            yield TextDelta(chunk)
+        async with aclosing(self.connection.chunks()) as chunks:
+            async for chunk in chunks:
+                yield TextDelta(chunk)
         yield Usage(2, 3, 5)
 
 class TestChat(TestGood):
@@ -159,8 +165,9 @@ class TestChat(TestGood):
 
 class HalfMigratedLLM(Backend):
     async def chat(self, messages):  # renamed from stream(), still yields str
-        async for chunk in self.connection.chunks():
-            yield chunk
+        async with aclosing(self.connection.chunks()) as chunks:
+            async for chunk in chunks:
+                yield chunk
 
 class TestHalfMigrated(TestGood):
     def make_backend(self, control, context):
@@ -248,6 +255,90 @@ class TestUnaligned(SimTTSContract):  # emits_alignment = True, but gives none
     tts = Unaligned
 """
 )
+
+PROVIDER_TTS = """
+from contextlib import aclosing
+
+import numpy as np
+
+from voxpipe.audio import Framer
+from voxpipe.testing import TTSContract
+
+class FakeSpeech:
+    \"\"\"A provider's speech stream, as a socket: one chunk at once, then held, then the
+    rest; only aclose() closes it (reading it to the end or a cancelled read do not).\"\"\"
+    def __init__(self, control):
+        self.control, self.sent = control, 0
+        control.mark_opened()
+    def __aiter__(self):
+        return self
+    async def __anext__(self):
+        if self.sent == 1:
+            await self.control.hold()
+        if self.sent == 5:
+            raise StopAsyncIteration
+        self.sent += 1
+        return np.full(1600, 1000, dtype=np.int16)
+    async def aclose(self):
+        self.control.mark_closed()
+
+async def speech(control):
+    \"\"\"The same as an async generator mock: its finally reports the close.\"\"\"
+    control.mark_opened()
+    try:
+        yield np.full(1600, 1000, dtype=np.int16)
+        await control.hold()
+        for _ in range(4):
+            yield np.full(1600, 1000, dtype=np.int16)
+    finally:
+        control.mark_closed()
+
+class ClosingTTS:
+    def __init__(self, control, context):
+        self.control, self.context = control, context
+    def open(self, text):
+        return FakeSpeech(self.control)
+    async def synthesize(self, text):
+        framer = Framer(self.context.sample_rate, self.context.frame_ms)
+        async with aclosing(self.open(text)) as chunks:
+            async for chunk in chunks:
+                for frame in framer.push(chunk):
+                    yield frame
+        for frame in framer.flush():
+            yield frame
+    async def aclose(self):
+        pass
+
+class LeakyTTS(ClosingTTS):
+    async def synthesize(self, text):  # reads the provider's stream, never closes it
+        framer = Framer(self.context.sample_rate, self.context.frame_ms)
+        async for chunk in self.open(text):
+            for frame in framer.push(chunk):
+                yield frame
+        for frame in framer.flush():
+            yield frame
+
+class OnGenerator:
+    def open(self, text):
+        return speech(self.control)
+
+class TestClosingTTS(TTSContract):
+    backend_name = "sim"
+    distribution = "voxpipe"
+    failures = ()
+    tts = ClosingTTS
+    def make_backend(self, control, context):
+        return self.tts(control, context)
+
+class TestClosingGeneratorTTS(TestClosingTTS):
+    tts = type("ClosingGeneratorTTS", (OnGenerator, ClosingTTS), {})
+
+class TestLeakyTTS(TestClosingTTS):
+    tts = LeakyTTS
+
+class TestLeakyGeneratorTTS(TestClosingTTS):
+    tts = type("LeakyGeneratorTTS", (OnGenerator, LeakyTTS), {})
+"""
 
 FAKE_ASR = """
 from voxpipe.protocols import SpeechStarted, Transcript
@@ -430,6 +521,48 @@ def test_inconsistent_alignment_fails(pytester: pytest.Pytester) -> None:
             "*emits_alignment = True but no Alignment came*",
         ]
     )
+
+
+def test_ttss_that_close_their_provider_streams_pass(pytester: pytest.Pytester) -> None:
+    source = PROVIDER_TTS + SIM_TTS + "\nclass TestSimTTS(SimTTSContract): pass\n"
+    result = run(pytester, source, "(TestClosing or TestSimTTS) and not plugins")
+    assert result.ret == pytest.ExitCode.OK
+    # Per-phrase TTSs without provider failures: the streamed and the error tests skip.
+    result.assert_outcomes(passed=31, skipped=35)
+
+
+def test_a_tts_that_never_closes_its_provider_stream_fails(pytester: pytest.Pytester) -> None:
+    selected = "TestLeakyTTS and (first_output or stopping_mid_stream or session_rate)"
+    result = run(pytester, PROVIDER_TTS, selected)
+    result.assert_outcomes(failed=6)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*a provider stream the backend opened was still open right after the stream "
+            "ended (1 of 1 open): close it yourself*",
+            "*still open right after aclose() of the stream*",
+            "*still open right after the cancellation of its consumer*",
+        ]
+    )
+
+
+def test_a_provider_generator_left_to_the_garbage_collector_fails(
+    pytester: pytest.Pytester,
+) -> None:
+    """asyncio closes an abandoned async generator in a task of its own, once the loop runs:
+    the kit checks before it does. (A cancellation or the end of the stream goes through the
+    mock's generator itself and runs its finally: only aclose() can tell.)"""
+    result = run(pytester, PROVIDER_TTS, "TestLeakyGeneratorTTS and stopping_mid and aclose")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*still open right after aclose() of the stream*"])
+
+
+@pytest.mark.skipif(find_spec("voxpipe_tone") is None, reason="needs examples/voxpipe-tone")
+def test_the_tone_example_passes_outside_the_repository(pytester: pytest.Pytester) -> None:
+    """Its tests, copied where no voxpipe configuration is (pytester's directory)."""
+    tests = Path(__file__).parents[1] / "examples" / "voxpipe-tone" / "tests" / "test_tone.py"
+    pytester.makepyfile(test_tone=tests.read_text())
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
 
 
 def test_push_based_and_v1_asrs_pass(pytester: pytest.Pytester) -> None:

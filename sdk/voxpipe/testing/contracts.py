@@ -88,7 +88,8 @@ class BackendContract:
 
     def make_backend(self, control: ServerControl, context: BackendContext) -> Any:
         """The backend, its transport mocked: send the first part of a response at once,
-        ``await control.hold()`` before the rest, ``control.mark_closed()`` on close."""
+        ``await control.hold()`` before the rest; ``control.mark_opened()`` when the client
+        opens a provider stream, ``control.mark_closed()`` when it closes one."""
         raise NotImplementedError
 
     def make_failing_backend(self, failure: Failure, context: BackendContext) -> Any:
@@ -190,6 +191,7 @@ class BackendContract:
                 assert found, f"the stream ended without a {name}"
                 control.release.set()
                 rest = [item async for item in stream]
+                _assert_streams_closed(control, "the stream ended")
             for item in rest:
                 self.check_output(item, context)
             assert rest, f"nothing came after the first {name}: nothing was streamed"
@@ -215,32 +217,36 @@ class BackendContract:
     async def _stop_mid_stream(
         self, stream: AsyncGenerator[Any, None], how: str, control: ServerControl
     ) -> None:
-        """Stop ``stream`` after its first item, then check that nothing is left open."""
+        """Stop ``stream`` after its first item; check at once that the provider's streams
+        were closed, then that no task is left."""
         if how == "aclose":
             await asyncio.wait_for(anext(stream), FIRST_OUTPUT_TIMEOUT_S)
             await stream.aclose()
+            self._assert_closed_at_once(control, "aclose() of the stream")
         else:
             got_one = asyncio.Event()
 
             async def consume() -> None:
-                async for _ in stream:
-                    got_one.set()
+                try:
+                    async for _ in stream:
+                        got_one.set()
+                except asyncio.CancelledError:  # it has just gone through the stream
+                    self._assert_closed_at_once(control, "the cancellation of its consumer")
+                    raise
 
             task = asyncio.create_task(consume())
             await asyncio.wait_for(got_one.wait(), FIRST_OUTPUT_TIMEOUT_S)
             await _stop(task)
-        await self._assert_released(control)
-
-    async def _assert_released(self, control: ServerControl) -> None:
-        if self.transport_closes:
-            try:
-                await asyncio.wait_for(control.closed.wait(), 1.0)
-            except TimeoutError:
-                pytest.fail(
-                    "the provider's response/connection was left open after the stream "
-                    "ended early: close it in the generator's finally/async with"
-                )
         await _assert_no_tasks_left("the stream was closed")
+
+    def _assert_closed_at_once(self, control: ServerControl, after: str) -> None:
+        """Called as soon as a stream stopped early, before the event loop runs again."""
+        _assert_streams_closed(control, after)
+        if self.transport_closes and not control.opened:  # a mock that reports closes only
+            assert control.closed.is_set(), (
+                "the provider's response/connection was left open after the stream "
+                "ended early: close it in the generator's finally/async with"
+            )
 
     # --- provider errors -------------------------------------------------------------------
 
@@ -455,6 +461,7 @@ class TTSContract(BackendContract):
                         f"synthesize_stream() did not end within {END_TIMEOUT_S:.0f} s after "
                         "its text ended: speak what is left, then end the stream"
                     )
+                _assert_streams_closed(control, "the stream ended")
         finally:
             await backend.aclose()
         for item in rest:
@@ -488,7 +495,9 @@ class TTSContract(BackendContract):
             else:
                 stream = self.start(backend, context, control)
             async with aclosing(stream):
-                return [item async for item in stream]
+                items = [item async for item in stream]
+                _assert_streams_closed(control, "the stream ended")
+                return items
         finally:
             await backend.aclose()
 
@@ -585,6 +594,7 @@ class ASRContract(BackendContract):
                 )
                 control.release.set()  # the audio stops: end_input()
                 rest = await _rest(events)
+            _assert_streams_closed(control, "the ASR stream's aclose()")
         finally:
             await backend.aclose()
         for event in rest:
@@ -601,6 +611,7 @@ class ASRContract(BackendContract):
         try:
             async with aclosing(self.start(backend, context, control)) as events:
                 got = await _rest(events, SPEECH_LIMIT_MS / 1000 + END_TIMEOUT_S)
+            _assert_streams_closed(control, "the ASR stream's aclose()")
         finally:
             await backend.aclose()
         for event in got:
@@ -627,6 +638,7 @@ class ASRContract(BackendContract):
                 await asyncio.wait_for(anext(events), FIRST_OUTPUT_TIMEOUT_S)
                 await _stop(talking)
                 await stream.aclose()
+                _assert_streams_closed(control, "the ASR stream's aclose()")
             else:
                 got_one = asyncio.Event()
 
@@ -643,8 +655,22 @@ class ASRContract(BackendContract):
             await _aclose(events)
             if how == "cancel":
                 await stream.aclose()  # as the session does at its end
+                _assert_streams_closed(control, "the ASR stream's aclose()")
         finally:
             await backend.aclose()
+
+    async def _assert_released(self, control: ServerControl) -> None:
+        """After the session's tasks were stopped: the connection closed within a second
+        (the stream's own tasks may take some loop turns), no task left."""
+        if self.transport_closes:
+            try:
+                await asyncio.wait_for(control.closed.wait(), 1.0)
+            except TimeoutError:
+                pytest.fail(
+                    "the provider's response/connection was left open after the stream "
+                    "ended early: close it in the generator's finally/async with"
+                )
+        await _assert_no_tasks_left("the stream was closed")
 
 
 class _Session:
@@ -843,6 +869,19 @@ async def _aclose(iterator: Any) -> None:
     aclose = getattr(iterator, "aclose", None)
     if aclose is not None:
         await aclose()
+
+
+def _assert_streams_closed(control: ServerControl, after: str) -> None:
+    """Every provider stream the mock saw opened is closed. Call it at once after ``after``,
+    before the event loop runs again: asyncio closes an abandoned async generator only
+    later, in a task on the loop, so a stream left to that, or to the garbage collector, is
+    still open here."""
+    assert not control.open_streams, (
+        f"a provider stream the backend opened was still open right after {after} "
+        f"({control.open_streams} of {control.opened} open): close it yourself however your "
+        "stream ends (async with / contextlib.aclosing / try: ... finally: await "
+        "stream.aclose()); leaving it to garbage collection does not count"
+    )
 
 
 async def _assert_no_tasks_left(after: str) -> None:

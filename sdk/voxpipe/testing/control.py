@@ -37,19 +37,38 @@ class ServerControl:
 
     The mock sends the first part of its response at once, then ``await control.hold()``
     before sending the rest (so the kit can see that output arrives before the response is
-    complete), and calls ``control.mark_closed()`` when the client closes or abandons the
-    response (its fake body's ``aclose``, or the socket's close). Where the kit gates the
-    input instead (an ASR's audio, a streaming TTS's text) the mock need not hold: the kit
-    sets ``release`` itself, and for an ASR it also means "stop the audio".
+    complete). Where the kit gates the input instead (an ASR's audio, a streaming TTS's
+    text) the mock need not hold: the kit sets ``release`` itself, and for an ASR it also
+    means "stop the audio".
+
+    The mock calls ``control.mark_opened()`` when the client opens a provider stream (an
+    HTTP response, a gRPC call, a websocket) and ``control.mark_closed()`` when the client
+    closes it (its fake body's ``aclose``, the call's or the socket's close), once per
+    stream. Right after each stream of the backend ends (finished, ``aclose()``d, its
+    consumer cancelled), before the event loop runs again, the kit asserts that no stream
+    is left open (``open_streams``). A stream left to asyncio's finalizer for abandoned
+    async generators, or to the garbage collector, is closed later, on the loop, so it is
+    still open then: the backend itself must close what it opened. A mock that never calls
+    ``mark_opened`` is checked only for one ``mark_closed`` when a stream is stopped early.
     """
 
     def __init__(self) -> None:
         self.release = asyncio.Event()
         self.closed = asyncio.Event()
+        #: Provider streams the mock saw opened, and how many of them are not closed yet.
+        self.opened = 0
+        self.open_streams = 0
 
     async def hold(self) -> None:
         """Wait until the kit lets the rest of the response through."""
         await self.release.wait()
 
+    def mark_opened(self) -> None:
+        """The client opened a provider stream."""
+        self.opened += 1
+        self.open_streams += 1
+
     def mark_closed(self) -> None:
+        """The client closed a provider stream."""
+        self.open_streams = max(self.open_streams - 1, 0)  # 0: a mock that counts no opens
         self.closed.set()
