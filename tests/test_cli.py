@@ -74,7 +74,7 @@ def test_demo_runs_end_to_end_and_writes_every_output(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     starts = [line.split("  ")[0] for line in lines if line.startswith("Turn ")]
     assert starts == ["Turn 1", "Turn 2", "Turn 3"]  # a line per turn (wrapped under it)
-    assert len(lines) <= 1 + 2 * 3 + 2 + 3  # header, turns, summary, the files written
+    assert len(lines) <= 1 + 2 * 3 + 2 + 4  # header, turns, summary, the files written
     text = " ".join(result.stdout.split())
     for turn in data["turns"]:  # the agent's reply in full, with its time to first audio
         ttfa = turn["latency_ms"]["time_to_first_audio"]
@@ -124,6 +124,8 @@ def test_demo_runs_end_to_end_and_writes_every_output(tmp_path: Path) -> None:
         for budget in turn["budgets"]:
             assert set(budget) >= {"name", "budget_ms", "actual_ms", "ok", "action"}
     assert out["t.png"].read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "t-summary.png").read_bytes()[:4] == b"\x89PNG"  # beside the timeline
+    assert f"summary plot: {tmp_path / 't-summary.png'}" in result.stdout.splitlines()
     stereo, _ = read_wav(out["call.wav"])
     assert stereo.shape[1] == 2 and np.any(stereo[:, 0]) and np.any(stereo[:, 1])
 
@@ -227,7 +229,7 @@ def test_run_streams_a_wav_in_real_time_and_writes_outputs(
     [
         ('[agent]\nsample_rate = "fast"\n', "[agent] sample_rate"),
         ('[tts]\nbackend = "sim"\nvoice = "alloy"\n', "[tts] voice: unknown option"),
-        ('[llm]\nbackend = "openai"\n', "pip install voxpipe-openai"),
+        ('[llm]\nbackend = "openai"\n', "pip install plugins/voxpipe-openai"),
         ("[llm\nbackend = 1", "not valid TOML"),
     ],
 )

@@ -1,18 +1,16 @@
-"""Tests for voxpipe.report: rich tables and the PNG timeline."""
+"""Tests for voxpipe.report: rich tables (the PNG figures are tested in test_plot.py)."""
 
 from __future__ import annotations
 
 import io
 import json
 import re
-from pathlib import Path
 
 import pytest
 from rich.console import Console
 from rich.table import Table
 
 from voxpipe.metrics import STAGES, BudgetResult, SessionMetrics, TurnMetrics
-from voxpipe.plot import plot_timeline
 from voxpipe.report import print_session, print_turn, summary_table, turn_table
 
 BUDGETS_MS = {"asr_processing": 80.0, "llm_first_token": 300.0, "time_to_first_audio": 800.0}
@@ -197,49 +195,6 @@ def test_round_trip_gives_same_tables(session: SessionMetrics) -> None:
     assert _render(summary_table(session)) == _render(summary_table(restored))
 
 
-def _assert_png(path: Path) -> None:
-    data = path.read_bytes()
-    assert data.startswith(b"\x89PNG\r\n\x1a\n")
-    assert len(data) > 20_000
-
-
-def test_plot_timeline_writes_png(session: SessionMetrics, tmp_path: Path) -> None:
-    out = plot_timeline(session, tmp_path / "nested" / "dir" / "timeline.png")
-    assert out == tmp_path / "nested" / "dir" / "timeline.png"
-    _assert_png(out)
-    # one row per turn: the image gets taller with more turns
-    one = plot_timeline(SessionMetrics(turns=session.turns[:1]), str(tmp_path / "one.png"))
-    _assert_png(one)
-    assert _png_height(out) > _png_height(one)
-
-
-def _png_height(path: Path) -> int:
-    return int.from_bytes(path.read_bytes()[20:24], "big")
-
-
-def test_plot_timeline_survives_missing_stamps(session: SessionMetrics, tmp_path: Path) -> None:
-    partial = TurnMetrics(
-        index=3,
-        user_text="Stop.",
-        interrupted=True,
-        stamps={
-            "speech_start": 20000.0,
-            "speech_end": 20400.0,
-            "asr_final": 20610.0,
-            "llm_request": 20611.0,
-        },
-        budgets=[BudgetResult("llm_first_token", 300.0), BudgetResult("tts_first_chunk", 150.0)],
-    )
-    no_speech_end = TurnMetrics(
-        index=4, stamps={"llm_request": 100.0, "llm_first_token": 90.0, "playout_start": 500.0}
-    )
-    empty = TurnMetrics(index=5)
-    session.turns += [partial, no_speech_end, empty]
-    _assert_png(plot_timeline(session, tmp_path / "partial.png"))
-    empty_png = plot_timeline(SessionMetrics(), tmp_path / "empty.png").read_bytes()
-    assert empty_png.startswith(b"\x89PNG")
-
-
 def test_titles_show_bracketed_transcripts_literally() -> None:
     turn = TurnMetrics(index=1, user_text="[speech 1.2 s]", agent_text="[bold]hi[/bold]")
     console = Console(record=True, width=140)
@@ -275,7 +230,7 @@ def test_an_interruption_is_told_in_the_turn_table_and_the_summary() -> None:
     assert "2 turns, 1 interrupted, 1 resumed, 0 failed, 0 cancelled" in " ".join(text.split())
 
 
-def test_interruption_fields_survive_a_json_round_trip(tmp_path: Path) -> None:
+def test_interruption_fields_survive_a_json_round_trip() -> None:
     first, second = _interrupted()
     session = SessionMetrics(turns=[first, second])
     again = SessionMetrics.from_dict(json.loads(session.to_json()))
@@ -286,4 +241,3 @@ def test_interruption_fields_survive_a_json_round_trip(tmp_path: Path) -> None:
     assert again.interruptions() == {"interrupted_turns": 1, "resumed_turns": 1}
     # "total" was cut short: it is left out of the statistics, the second turn's is in.
     assert again.summary()["total_ms"]["count"] == 1
-    assert plot_timeline(again, tmp_path / "t.png").read_bytes()[:4] == b"\x89PNG"

@@ -28,7 +28,7 @@ from voxpipe.errors import AuthError, UsageError, VoxpipeError
 from voxpipe.io import CallRecorder, Line, SimSpeechSource, WavSink, WavSource
 from voxpipe.live import LiveView, Verbosity
 from voxpipe.metrics import SessionMetrics
-from voxpipe.plot import plot_timeline
+from voxpipe.plot import plot_session, summary_path
 from voxpipe.protocols import AudioSink, AudioSource
 from voxpipe.registry import default_registry
 from voxpipe.report import turn_line, turn_table
@@ -309,7 +309,12 @@ def _backends(config: AgentConfig) -> str:
 
 
 def _outputs(args: argparse.Namespace) -> dict[str, Path | None]:
-    return {"--json": args.json, "--plot": args.plot, "--record": args.record}
+    return {"--json": args.json, **_plots(args.plot), "--record": args.record}
+
+
+def _plots(plot: Path | None) -> dict[str, Path | None]:
+    """``--plot`` writes a timeline there and a summary beside it: both are outputs."""
+    return {"--plot": plot, "--plot's summary": summary_path(plot) if plot else None}
 
 
 def check_paths(inputs: dict[str, Path | None], outputs: dict[str, Path | None]) -> None:
@@ -352,8 +357,13 @@ def _save(session: SessionMetrics, args: argparse.Namespace, view: LiveView) -> 
         session.to_json(args.json)
         view.print(f"metrics: {escape(str(args.json))}")
     if args.plot:
-        plot_timeline(session, args.plot)
-        view.print(f"timeline: {escape(str(args.plot))}")
+        _plot(session, args.plot, view)
+
+
+def _plot(session: SessionMetrics, path: Path, view: LiveView) -> None:
+    timeline, summary = plot_session(session, path)
+    view.print(f"timeline: {escape(str(timeline))}")
+    view.print(f"summary plot: {escape(str(summary))}")
 
 
 def _plugins(args: argparse.Namespace) -> int:
@@ -396,7 +406,7 @@ def _plugins(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    check_paths(inputs={"metrics": args.metrics}, outputs={"--plot": args.plot})
+    check_paths(inputs={"metrics": args.metrics}, outputs=_plots(args.plot))
     try:
         data = json.loads(args.metrics.read_text())
         session = SessionMetrics.from_dict(data)
@@ -414,8 +424,7 @@ def _report(args: argparse.Namespace) -> int:
             view.print(turn_table(turn) if args.verbose else turn_line(turn))
         view.summary(session)
         if args.plot:
-            plot_timeline(session, args.plot)
-            view.print(f"timeline: {escape(str(args.plot))}")
+            _plot(session, args.plot, view)
     return 0
 
 
