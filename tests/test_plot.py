@@ -25,12 +25,12 @@ from voxpipe.plot import (
     MISS_COLOUR,
     OK_COLOUR,
     OUTCOME_COLOURS,
-    _summary_figure,
-    _timeline_figure,
     plot_session,
     plot_summary,
     plot_timeline,
 )
+from voxpipe.plot.summary import _summary_figure
+from voxpipe.plot.timeline import _timeline_figure
 
 PNG = b"\x89PNG\r\n\x1a\n"
 

@@ -1,71 +1,43 @@
-"""The figures of a session, drawn from the same stamps as the JSON.
-
-- :func:`plot_timeline`: one block per turn. Left, the time to first audio at its own scale
-  (0 = speech_end): the stages as a stacked bar, then one row per budget with its window,
-  the actual time and its deadline. Right, the whole turn (user speech, thinking, agent
-  speaking, barge-in) in seconds, with the transcripts below it.
-- :func:`plot_summary`: time to first audio per turn against its budget, p50 / p99 marked,
-  coloured by outcome.
-- :func:`plot_session`: both, side by side on disk.
-
-Everything is laid out in inches from fixed sizes and measured text, and drawn in a fixed
-order, so the same session gives the same bytes.
-"""
+"""The per-turn timeline: time to first audio at its own scale, then the whole turn."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from voxpipe.budgets import DEADLINES, RATES
-from voxpipe.metrics import OUTCOMES, STAGES, BudgetResult, SessionMetrics, TurnMetrics
-from voxpipe.report import clip, turn_title
+from voxpipe.metrics import STAGES, BudgetResult, SessionMetrics, TurnMetrics
+from voxpipe.plot.style import (
+    _BARGE_IN_COLOUR,
+    _DARK_STAGES,
+    _DPI,
+    _FIG_W,
+    _FONT,
+    _SMALL,
+    _VERDICT_COLOURS,
+    _WINDOW_COLOUR,
+    MISS_COLOUR,
+    OK_COLOUR,
+    OUTCOME_COLOURS,
+    SEGMENT_COLOURS,
+    UNDECIDED_COLOUR,
+    _fit,
+    _ms,
+    _spread,
+    _text_w,
+)
+from voxpipe.report import turn_title
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["plot_session", "plot_summary", "plot_timeline"]
-
-#: Bar colours of the stages and of the whole-turn panel. Green and red-orange are kept for
-#: budget verdicts.
-SEGMENT_COLOURS: dict[str, str] = {
-    "user speech": "#c6dbef",
-    "asr_finalization": "#1f77b4",
-    "handoff": "#8c564b",
-    "llm_ttft": "#ff7f0e",
-    "first_phrase": "#e377c2",
-    "tts_ttfb": "#9467bd",
-    "playout": "#17becf",
-    "agent speaking": "#d9d9d9",
-}
-#: Budget verdicts (Okabe-Ito bluish green and vermillion: apart for colour-blind eyes too).
-OK_COLOUR, MISS_COLOUR, UNDECIDED_COLOUR = "#009e73", "#d55e00", "#8c8c8c"
-_VERDICT_COLOURS = {True: OK_COLOUR, False: MISS_COLOUR, None: UNDECIDED_COLOUR}
-#: How each turn ended, in the summary and the turn headers (Okabe-Ito).
-OUTCOME_COLOURS: dict[str, str] = {
-    "ok": "#56b4e9",
-    "interrupted": "#e69f00",
-    "failed": "#404040",
-    "cancelled": "#cc79a7",
-}
-_BARGE_IN_COLOUR = "#000000"
-_WINDOW_COLOUR = "#fff3c4"
-_PERCENTILE_COLOUR = "#0072b2"
-_DARK_STAGES = frozenset(STAGES) - {"first_phrase", "playout"}
 
 #: The timeline draws at most this many turns (the worst: failed and cancelled, then budget
 #: misses, slowest first), in turn order, with a note. The summary always shows every turn.
 MAX_TIMELINE_TURNS = 10
 
-_DPI = 100
-_FONT = 8.0
-_SMALL = 7.5
 # Timeline geometry, inches.
-_FIG_W = 16.0
 _MARGIN = 0.15
 _LEGEND_H = 0.55
 _NOTE_H = 0.25
@@ -147,57 +119,6 @@ class _Layout:
     def turn_h(self) -> float:
         whole = _WHOLE_H + _AXIS_H + _NOTE_LINES * _TEXT_LINE_H
         return _TITLE_H + max(self.panel_h + _AXIS_H, whole) + _TURN_GAP
-
-
-# Numbers and text.
-
-
-def _ms(value: float) -> str:
-    """Milliseconds as people read them: whole, but 1.5 stays 1.5."""
-    return f"{value:.1f}" if abs(value) < 10 and value != round(value) else f"{value:.0f}"
-
-
-@functools.lru_cache(maxsize=4096)
-def _text_w(text: str, size: float = _FONT, bold: bool = False) -> float:
-    """Width in inches of ``text`` (its widest line) as drawn at ``size`` points."""
-    from matplotlib.font_manager import FontProperties
-    from matplotlib.textpath import TextPath
-
-    prop = FontProperties(size=size, weight="bold" if bold else "normal")
-    widths = [TextPath((0, 0), line, prop=prop).get_extents().width for line in text.split("\n")]
-    return max(widths, default=0.0) / 72.0
-
-
-def _fit(text: str, width_in: float, size: float = _FONT) -> str:
-    """``text`` on one line, clipped with "..." to at most ``width_in`` inches."""
-    text = " ".join(text.split())
-    if _text_w(text, size) <= width_in:
-        return text
-    lo, hi = 4, len(text)  # the longest clip that fits is in [lo, hi]
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        lo, hi = (mid, hi) if _text_w(clip(text, mid), size) <= width_in else (lo, mid - 1)
-    return clip(text, lo)
-
-
-def _spread(
-    starts: Sequence[float], widths: Sequence[float], lo: float, hi: float, gap: float
-) -> list[float]:
-    """Left edges for boxes that want to start at ``starts`` (ascending), moved as little as
-    a left then right pass can so that none overlap (``gap`` apart) and all lie in
-    [lo, hi]; boxes that cannot all fit are packed from ``lo`` and run past ``hi``."""
-    if sum(widths) + gap * (len(widths) - 1) > hi - lo:
-        starts, hi = [lo] * len(widths), float("inf")
-    lefts: list[float] = []
-    edge = lo
-    for start, width in zip(starts, widths, strict=True):
-        lefts.append(max(start, edge))
-        edge = lefts[-1] + width + gap
-    right = hi
-    for i in reversed(range(len(lefts))):
-        lefts[i] = min(lefts[i], right - widths[i])
-        right = lefts[i] - gap
-    return lefts
 
 
 # What a turn shows, in ms from its origin.
@@ -817,257 +738,3 @@ def _draw_cap_note(fig: Figure, turns: list[TurnMetrics], shown: list[int], y: f
         style="italic",
         gid="cap-note",
     )
-
-
-# The session summary.
-
-
-def _ttfa_budget(session: SessionMetrics) -> float | None:
-    """The time_to_first_audio budget: the session's, else the first turn's that has one."""
-    if "time_to_first_audio" in session.budgets_ms:
-        return session.budgets_ms["time_to_first_audio"]
-    found = (t.budget("time_to_first_audio") for t in session.turns)
-    return next((b.budget_ms for b in found if b is not None), None)
-
-
-def _summary_figure(session: SessionMetrics) -> Figure:
-    """Time to first audio per turn (a bar; hatched for a turn with no audio) coloured by
-    outcome, the budget as a line, p50 and p99 as dashed and dotted lines."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    turns = session.turns
-    width = min(max(4 + 0.32 * len(turns), 9), _FIG_W)
-    fig = Figure(figsize=(width, 4.8), dpi=_DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    _style_summary(fig, ax, session)
-    if not turns:
-        ax.text(0.5, 0.5, "no turns", transform=ax.transAxes, ha="center", fontsize=12)
-        return fig
-    budget = _ttfa_budget(session)
-    _draw_summary_marks(ax, turns, budget)
-    _draw_summary_lines(ax, session, budget)
-    _set_summary_limits(ax, session, budget)
-    handles = _summary_legend(ax, turns)
-    ax.legend(
-        handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False
-    )
-    return fig
-
-
-def _style_summary(fig: Figure, ax: Axes, session: SessionMetrics) -> None:
-    """Title with the outcome counts, under it how the session ended if not completed,
-    axis labels, grid."""
-    counts = ", ".join(f"{n} {k}" for k, n in session.outcomes().items() if n)
-    title = f"Time to first audio per turn: {len(session.turns)} turns"
-    fig.suptitle(
-        title + (f" ({counts})" if counts else ""),
-        x=0.01,
-        ha="left",
-        fontsize=11,
-        fontweight="bold",
-    )
-    if session.end_reason != "completed":
-        error = f": {clip(session.end_error, 80)}" if session.end_error else ""
-        ax.set_title(
-            f"session ended: {session.end_reason}{error}", loc="left", fontsize=8, color=MISS_COLOUR
-        )
-    ax.set_xlabel("turn", fontsize=9)
-    ax.set_ylabel("time to first audio, ms (speech_end -> playout_start)", fontsize=9)
-    ax.grid(axis="y", color="#e6e6e6", lw=0.6)
-    ax.set_axisbelow(True)
-
-
-def _set_summary_limits(ax: Axes, session: SessionMetrics, budget: float | None) -> None:
-    """Room above the highest bar, line and label; a tick per turn unless there are many."""
-    from matplotlib.ticker import MaxNLocator
-
-    indices = [t.index for t in session.turns]
-    stats = session.summary()["time_to_first_audio_ms"]
-    values = [t.latency("time_to_first_audio") or _waited_ms(t) or 0.0 for t in session.turns]
-    values += [float(v) for v in (budget, stats["p99"]) if v is not None]
-    ax.set_ylim(0, max(max(values) * 1.12, 100.0))
-    ax.set_xlim(min(indices) - 0.7, max(indices) + 0.7)
-    if len(indices) <= 40:
-        ax.set_xticks(indices)
-    else:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-
-
-def _draw_summary_marks(ax: Axes, turns: list[TurnMetrics], budget: float | None) -> None:
-    """One mark per turn (see :func:`_draw_time_to_first_audio` and
-    :func:`_draw_no_audio`), and a hollow diamond at its first sound when a filler came
-    before the answer."""
-    for turn in turns:
-        ttfa = turn.latency("time_to_first_audio")
-        if ttfa is None:
-            _draw_no_audio(ax, turn)
-        else:
-            _draw_time_to_first_audio(ax, turn, ttfa, budget, labelled=len(turns) <= 40)
-        sound = turn.latency("time_to_first_sound")
-        if sound is not None and (ttfa is None or sound < ttfa):
-            ax.plot(
-                [turn.index],
-                [sound],
-                marker="D",
-                ms=6,
-                mfc="white",
-                mec="k",
-                ls="none",
-                gid=f"first-sound:{turn.index}",
-            )
-
-
-def _draw_time_to_first_audio(
-    ax: Axes, turn: TurnMetrics, ttfa: float, budget: float | None, labelled: bool
-) -> None:
-    """A bar in the outcome's colour; over budget, edged in the warning colour and, when
-    ``labelled``, topped with how far over."""
-    colour = OUTCOME_COLOURS.get(turn.outcome, "k")
-    over = budget is not None and ttfa > budget
-    ax.bar(
-        turn.index,
-        ttfa,
-        width=0.7,
-        color=colour,
-        edgecolor=MISS_COLOUR if over else colour,
-        lw=2 if over else 0,
-        gid=f"turn:{turn.index}",
-    )
-    if over and budget is not None and labelled:
-        ax.text(
-            turn.index,
-            ttfa,
-            f"+{_ms(ttfa - budget)}",
-            ha="center",
-            va="bottom",
-            fontsize=7,
-            color=MISS_COLOUR,
-            fontweight="bold",
-            bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none"},
-        )
-
-
-def _waited_ms(turn: TurnMetrics) -> float | None:
-    """How long after speech_end the turn stopped, if it did after it."""
-    stop, end = _stop(turn), turn.stamps.get("speech_end")
-    return None if stop is None or end is None or stop <= end else stop - end
-
-
-def _draw_no_audio(ax: Axes, turn: TurnMetrics) -> None:
-    """A turn that never played its answer: a hatched bar, edged in the outcome's colour, as
-    high as the user waited (speech_end to the turn's stop), or an x at 0 if unknown."""
-    colour = OUTCOME_COLOURS.get(turn.outcome, "k")
-    waited = _waited_ms(turn)
-    if waited is None:
-        ax.plot(
-            [turn.index],
-            [0],
-            marker="X",
-            ms=9,
-            color=colour,
-            clip_on=False,
-            gid=f"turn:{turn.index}",
-        )
-        return
-    ax.bar(
-        turn.index,
-        waited,
-        width=0.7,
-        color="white",
-        edgecolor=colour,
-        hatch="///",
-        lw=1.2,
-        gid=f"turn:{turn.index}",
-    )
-
-
-def _draw_summary_lines(ax: Axes, session: SessionMetrics, budget: float | None) -> None:
-    """The budget (solid) and the session's p50 / p99 (dashed, dotted) over the turns that
-    played audio, as in the report's tables."""
-    stats = session.summary()["time_to_first_audio_ms"]
-    if budget is not None:
-        ax.axhline(budget, color="k", lw=1.8, gid="budget", label=f"budget {_ms(budget)} ms")
-    for key, ls in (("p50", "--"), ("p99", ":")):
-        value = stats[key]
-        if value is not None:
-            ax.axhline(
-                value,
-                color=_PERCENTILE_COLOUR,
-                lw=1.5,
-                ls=ls,
-                gid=key,
-                label=f"{key} {_ms(float(value))} ms (of {stats['count']} with audio)",
-            )
-
-
-def _summary_legend(ax: Axes, turns: list[TurnMetrics]) -> list[Any]:
-    """Lines drawn, outcomes present, and the marks used."""
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
-    handles: list[Any] = list(ax.get_legend_handles_labels()[0])
-    present = [
-        o
-        for o in (*OUTCOMES, *sorted({t.outcome for t in turns} - set(OUTCOMES)))
-        if any(t.outcome == o for t in turns)
-    ]
-    handles += [Patch(color=OUTCOME_COLOURS.get(o, "k"), label=o) for o in present]
-    handles += [
-        Patch(facecolor="white", edgecolor=MISS_COLOUR, lw=2, label="over budget (+ms)"),
-        Patch(
-            facecolor="white", edgecolor="k", hatch="///", label="no audio (until the turn stopped)"
-        ),
-        Line2D([], [], marker="D", mfc="white", mec="k", ls="none", label="first sound (filler)"),
-    ]
-    return handles
-
-
-# Writing.
-
-
-def _save(fig: Figure, path: str | Path) -> Path:
-    """Write ``fig``, creating parent directories; no date or version in the file, so the
-    same session gives the same bytes."""
-    import matplotlib
-
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {
-        ".png": {"Software": None},
-        ".pdf": {"Creator": None, "Producer": None, "CreationDate": None},
-        ".svg": {"Creator": None, "Date": None},
-    }.get(out.suffix.lower())
-    with matplotlib.rc_context({"svg.hashsalt": "voxpipe"}):
-        fig.savefig(out, dpi=_DPI, metadata=metadata)
-    return out
-
-
-def plot_timeline(session: SessionMetrics, path: str | Path) -> Path:
-    """Write the per-turn timeline to ``path`` (any format matplotlib writes, by suffix).
-
-    Per turn, left: time to first audio in ms from speech_end, the stages stacked and
-    labelled, first audio / filler / failure marked, and one row per budget in a fixed
-    order (window, actual, deadline tick: green met, vermillion missed, grey undecided;
-    rate budgets as text). Right: the whole turn in seconds with the transcripts. At most
-    ``MAX_TIMELINE_TURNS`` turns are drawn (a note says which)."""
-    return _save(_timeline_figure(session), path)
-
-
-def plot_summary(session: SessionMetrics, path: str | Path) -> Path:
-    """Write the session summary to ``path``: time to first audio per turn against its
-    budget, p50 and p99 marked, each turn coloured by its outcome."""
-    return _save(_summary_figure(session), path)
-
-
-def summary_path(path: str | Path) -> Path:
-    """Where ``plot_session`` writes the summary beside a timeline at ``path``."""
-    out = Path(path)
-    return out.with_name(out.stem + "-summary" + out.suffix)
-
-
-def plot_session(session: SessionMetrics, path: str | Path) -> list[Path]:
-    """Write the timeline at ``path`` and the summary beside it (``summary_path``); return
-    both paths."""
-    return [plot_timeline(session, path), plot_summary(session, summary_path(path))]
