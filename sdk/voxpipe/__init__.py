@@ -38,6 +38,7 @@ from voxpipe.protocols import (
     ToolCall,
     Transcript,
     Usage,
+    Word,
 )
 from voxpipe.registry import Registry, default_registry
 from voxpipe.reply import Reply
@@ -104,6 +105,7 @@ __all__ = [
     "VoxpipeError",
     "WavSink",
     "WavSource",
+    "Word",
     "default_registry",
     "hookimpl",
     "load_config",

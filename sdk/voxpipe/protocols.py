@@ -115,11 +115,24 @@ class SpeechStarted:
 
 
 @dataclass(frozen=True, slots=True)
+class Word:
+    """One recognised word, heard in ``[start_ms, end_ms)`` of the session clock."""
+
+    text: str
+    start_ms: float
+    end_ms: float
+    confidence: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Transcript:
     """What the ASR heard so far (``is_final=False``) or, final, for a stretch of speech.
 
     The turn's text is its final transcripts joined. ``stability`` (0..1) says how likely a
-    partial is to stay as it is, when the provider says.
+    partial is to stay as it is, when the provider says. ``words``: its words timed on the
+    session clock, when the provider times them. ``request_id``: the provider's id of the
+    request (or connection) that heard it, recorded in the turn's
+    ``extra["asr_request_ids"]``.
     """
 
     text: str
@@ -128,6 +141,8 @@ class Transcript:
     #: Session ms at which an endpointer decided the utterance ended, if known.
     endpoint_ms: float | None = None
     stability: float | None = None
+    words: tuple[Word, ...] = ()
+    request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -275,6 +275,10 @@ class TurnTaker:
                 return  # the answer to a flush of speech that held no words
             self.hearing = session.new_turn()  # the ASR heard speech the VAD did not
             self.hearing.stamp("speech_start", session.clock.now_ms())
+        if transcript.request_id is not None:
+            ids = self.hearing.metrics.extra.setdefault("asr_request_ids", [])
+            if transcript.request_id not in ids:
+                ids.append(transcript.request_id)
         if transcript.is_final:
             if text:
                 self._finals.append(text)
