@@ -9,8 +9,9 @@ import pytest
 import voxpipe_deepgram.plugin
 from voxpipe import Registry, load_config
 from voxpipe.errors import AuthError, ConfigError
+from voxpipe.urls import without_credentials
 from voxpipe_deepgram import DeepgramASR, DeepgramASROptions, DeepgramTTS, DeepgramTTSOptions
-from voxpipe_deepgram._connection import endpoint, without_credentials
+from voxpipe_deepgram._connection import endpoint
 
 SECRET = "hunter2-0123456789abcdef"
 BACKENDS = [("asr", "deepgram"), ("asr", "deepgram-rest"), ("tts", "deepgram")]
@@ -97,7 +98,9 @@ def test_credentials_in_base_url_are_refused_without_showing_them(
 )
 def test_base_url_needs_an_http_or_ws_url(url: str) -> None:
     message = config_error("asr", "deepgram", base_url=url)
-    assert "must be an http(s):// or ws(s):// URL" in message and SECRET not in message
+    assert (
+        "must be an http:// or https:// or ws:// or wss:// URL" in message and SECRET not in message
+    )
 
 
 @pytest.mark.parametrize(

@@ -12,8 +12,8 @@ from openai_wire import KEY
 import voxpipe_openai.plugin
 from voxpipe import Registry, load_config
 from voxpipe.errors import ConfigError
+from voxpipe.urls import without_credentials
 from voxpipe_openai import OpenAILLM, OpenAILLMOptions
-from voxpipe_openai._client import without_credentials
 
 SECRET = "hunter2-0123456789abcdef"
 

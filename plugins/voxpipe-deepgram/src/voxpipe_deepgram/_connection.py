@@ -8,23 +8,18 @@ import os
 import ssl
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import unquote_plus, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from voxpipe.errors import AuthError
+from voxpipe.urls import checked_url
 from voxpipe_deepgram._errors import KEY_ENV_VAR, PROVIDER
 
 DEFAULT_BASE_URL = "https://api.deepgram.com"
 #: The longest any timeout may be set to (5 minutes).
 MAX_TIMEOUT_MS = 300_000.0
-_SCHEMES = ("http://", "https://", "ws://", "wss://")
-#: Query parameters that carry a credential (compared in lower case, "-" read as "_").
-CREDENTIAL_PARAMETERS = frozenset(
-    {"key", "api_key", "apikey", "token", "access_token", "auth_token", "password", "secret"}
-)
 
 
 def timeout_ms(default: float, description: str, maximum: float = MAX_TIMEOUT_MS) -> Any:
@@ -50,55 +45,14 @@ class ConnectionOptions(BaseModel):
     @field_validator("base_url", mode="wrap")
     @classmethod
     def _server_url(cls, value: Any, handler: Any) -> str:
-        url: str = handler(value)
-        shown = without_credentials(url)
-        if not url.startswith(_SCHEMES) or not urlsplit(url).hostname:
-            if "@" in url:  # credentials in a URL without a scheme are not masked: hide it
-                shown = "(not shown: it may hold credentials)"
-            _refuse(
-                cls,
-                "url_scheme",
-                "must be an http(s):// or ws(s):// URL of the server's root, e.g. "
-                "http://localhost:8080",
-                shown,
-            )
-        if shown != url:
-            _refuse(
-                cls,
-                "credentials_in_url",
-                "must not carry credentials (user:password@ or a key/token query parameter): "
-                f"remove them and set the key in the {KEY_ENV_VAR} environment variable",
-                shown,
-            )
+        url = checked_url(
+            cls,
+            handler(value),
+            ("http", "https", "ws", "wss"),
+            "http://localhost:8080 (the server's root)",
+            env_var=KEY_ENV_VAR,
+        )
         return url.rstrip("/")
-
-
-def _refuse(model: type[BaseModel], kind: str, message: str, shown: str) -> None:
-    """Fail validation with ``message``, the config error showing ``shown`` as the value
-    given (a ValidationError of its own: a ValueError would show the value as it was)."""
-    detail = InitErrorDetails(type=PydanticCustomError(kind, message), loc=(), input=shown)
-    raise ValidationError.from_exception_data(model.__name__, [detail])
-
-
-def without_credentials(url: str) -> str:
-    """``url`` with its user-info and the values of credential query parameters masked
-    (``***``); the same string when it carries none."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    query = "&".join(
-        f"{piece.split('=', 1)[0]}=***" if _is_credential(piece) else piece
-        for piece in parts.query.split("&")
-    )
-    if (netloc, query) == (parts.netloc, parts.query):
-        return url
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
-
-
-def _is_credential(piece: str) -> bool:
-    name = unquote_plus(piece.split("=", 1)[0]).strip().lower().replace("-", "_")
-    return name in CREDENTIAL_PARAMETERS
 
 
 def endpoint(base_url: str, path: str, query: Mapping[str, object], *, websocket: bool) -> str:

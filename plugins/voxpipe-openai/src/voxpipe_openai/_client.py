@@ -12,14 +12,13 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self, TypeVar
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 import httpx2
 import openai
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from voxpipe.errors import AuthError, ConfigError, ProviderError
+from voxpipe.urls import checked_url, without_credentials
 from voxpipe_openai._errors import KEY_ENV_VAR, PROVIDER, redact
 
 T = TypeVar("T")
@@ -57,60 +56,9 @@ class ConnectionOptions(BaseModel):
         url: str | None = handler(value)
         if url is None:
             return None
-        shown = without_credentials(url)
-        if not url.startswith(("http://", "https://")):
-            if "@" in url:  # credentials in a URL without a scheme are not masked: hide it
-                shown = "(not shown: it may hold credentials)"
-            _refuse(
-                cls,
-                "url_scheme",
-                "must be an http:// or https:// URL, e.g. http://localhost:8000/v1",
-                shown,
-            )
-        if shown != url:
-            _refuse(
-                cls,
-                "credentials_in_url",
-                "must not carry credentials (user:password@ or a key/token query parameter): "
-                f"remove them and set the key in the {KEY_ENV_VAR} environment variable",
-                shown,
-            )
-        return url
-
-
-def _refuse(model: type[BaseModel], kind: str, message: str, shown: str) -> None:
-    """Fail validation with ``message``, the config error showing ``shown`` as the value
-    given (a ValidationError of its own: a ValueError would show the value as it was)."""
-    detail = InitErrorDetails(type=PydanticCustomError(kind, message), loc=(), input=shown)
-    raise ValidationError.from_exception_data(model.__name__, [detail])
-
-
-#: Query parameters that carry a credential (compared in lower case, "-" read as "_").
-CREDENTIAL_PARAMETERS = frozenset(
-    {"key", "api_key", "apikey", "token", "access_token", "auth_token", "password", "secret"}
-)
-
-
-def without_credentials(url: str) -> str:
-    """``url`` with its user-info and the values of credential query parameters masked
-    (``***``); the same string when it carries none."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    query = "&".join(
-        f"{piece.split('=', 1)[0]}=***" if _is_credential(piece) else piece
-        for piece in parts.query.split("&")
-    )
-    if (netloc, query) == (parts.netloc, parts.query):
-        return url
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
-
-
-def _is_credential(piece: str) -> bool:
-    """Whether a query string's ``name=value`` piece names a credential."""
-    name = unquote_plus(piece.split("=", 1)[0]).strip().lower().replace("-", "_")
-    return name in CREDENTIAL_PARAMETERS
+        return checked_url(
+            cls, url, ("http", "https"), "http://localhost:8000/v1", env_var=KEY_ENV_VAR
+        )
 
 
 def api_key() -> str:
