@@ -21,7 +21,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy sdk/voxpipe $(wildcard plugins/*/src examples/*/src)
 
 unit: $(STAMP)
-	$(BIN)/pytest -q tests $(wildcard plugins/*/tests examples/*/tests)
+	$(BIN)/pytest -q -n auto --maxprocesses=4 tests $(wildcard plugins/*/tests examples/*/tests)
 
 setup: $(STAMP)
 
