@@ -349,3 +349,9 @@ def test_numeric_options_are_finite_and_bounded(
 def test_budgets_are_finite() -> None:
     with pytest.raises(ConfigError, match=r"\[budgets.llm_first_token\] ms"):
         load_config({"budgets": {"llm_first_token": float("inf")}})
+
+
+def test_a_bad_list_item_is_named_by_its_index() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({"agent": {"fillers": ["One moment.", 3]}}, "x.toml")
+    assert "[agent] fillers[1]: Input should be a valid string (got 3)" in str(info.value)

@@ -16,8 +16,9 @@ EXAMPLES = Path(__file__).parent.parent / "examples"
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.toml")), ids=lambda p: p.name)
 def test_example_configs_load(path: Path) -> None:
-    if "openai" in path.read_text() and find_spec("voxpipe_openai") is None:
-        pytest.skip("needs voxpipe-openai")
+    for name in ("openai", "deepgram", "elevenlabs"):
+        if f'backend = "{name}' in path.read_text() and find_spec(f"voxpipe_{name}") is None:
+            pytest.skip(f"needs voxpipe-{name}")
     config = load_config(path)
     assert config.source == str(path)
 

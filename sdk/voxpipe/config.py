@@ -255,7 +255,12 @@ def _describe(
     """One paragraph: file, key path, what was wrong, what was given."""
     problems = []
     for err in exc.errors():
-        loc = [*prefix, *(str(p) for p in err["loc"])]
+        loc: list[str] = list(prefix)
+        for part in err["loc"]:
+            if isinstance(part, int) and loc:  # a list item: chunk_length_schedule[1]
+                loc[-1] += f"[{part}]"
+            else:
+                loc.append(str(part))
         section = f"[{'.'.join(loc[:-1])}] " if len(loc) > 1 else ""
         key = loc[-1] if loc else "(top level)"
         if err["type"] == "extra_forbidden" and len(loc) == 1:

@@ -6,6 +6,11 @@ Errors a user fixes by changing their input (config, backend name, audio file) d
 
 from __future__ import annotations
 
+import email.utils
+import math
+import time
+from collections.abc import Mapping
+
 
 class VoxpipeError(Exception):
     """Base class of every voxpipe error."""
@@ -54,3 +59,26 @@ class RateLimited(ProviderError):
     def __init__(self, message: str, *, provider: str, retry_after: float | None = None) -> None:
         super().__init__(message, provider=provider, retryable=True)
         self.retry_after = retry_after
+
+
+def retry_after_s(headers: Mapping[str, str]) -> float | None:
+    """Seconds a provider asks to wait before retrying, from ``retry-after-ms`` or
+    ``retry-after`` (seconds or an HTTP date); None when it does not say (or says nonsense).
+    For ``RateLimited(retry_after=...)``."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            if name == "retry-after-ms":
+                continue
+            try:
+                when = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError, IndexError):
+                return None
+            seconds = max(when.timestamp() - time.time(), 0.0)  # a date: wall clock, by nature
+        if math.isfinite(seconds) and seconds >= 0:
+            return seconds
+    return None

@@ -27,6 +27,7 @@ KNOWN_DISTRIBUTIONS = {
     "openai": "voxpipe-openai",
     "deepgram": "voxpipe-deepgram",
     "elevenlabs": "voxpipe-elevenlabs",
+    "elevenlabs-ws": "voxpipe-elevenlabs",
 }
 
 

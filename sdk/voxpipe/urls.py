@@ -16,11 +16,21 @@ from urllib.parse import unquote_plus, urlsplit, urlunsplit
 from pydantic import BaseModel, ValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-__all__ = ["CREDENTIAL_PARAMETERS", "checked_url", "without_credentials"]
+__all__ = ["CREDENTIAL_PARAMETERS", "checked_url", "refuse", "without_credentials"]
 
 #: Query parameters that carry a credential (compared in lower case, "-" read as "_").
 CREDENTIAL_PARAMETERS = frozenset(
-    {"key", "api_key", "apikey", "token", "access_token", "auth_token", "password", "secret"}
+    {
+        "key",
+        "api_key",
+        "apikey",
+        "xi_api_key",
+        "token",
+        "access_token",
+        "auth_token",
+        "password",
+        "secret",
+    }
 )
 
 
@@ -52,9 +62,9 @@ def checked_url(
         if "@" in url and shown == url:  # not masked (no scheme?): it may hold credentials
             shown = "(not shown: it may hold credentials)"
         named = " or ".join(f"{scheme}://" for scheme in schemes)
-        _refuse(model, "url_scheme", f"must be an {named} URL, e.g. {example}", shown)
+        refuse(model, "url_scheme", f"must be an {named} URL, e.g. {example}", shown)
     if shown != url:
-        _refuse(
+        refuse(
             model,
             "credentials_in_url",
             "must not carry credentials (user:password@ or a key/token query parameter): "
@@ -70,8 +80,9 @@ def _is_credential(piece: str) -> bool:
     return name in CREDENTIAL_PARAMETERS
 
 
-def _refuse(model: type[BaseModel], kind: str, message: str, shown: str) -> None:
-    """Fail validation with ``message``, the config error showing ``shown`` as the value
-    given (a ValidationError of its own: a ValueError would show the value as it was)."""
+def refuse(model: type[BaseModel], kind: str, message: str, shown: str) -> None:
+    """Fail ``model``'s validation with ``message`` (a ``kind`` of error), the config error
+    showing ``shown`` as the value given: a ValidationError of its own, since a ValueError
+    would show the value as it was (and with it any credentials)."""
     detail = InitErrorDetails(type=PydanticCustomError(kind, message), loc=(), input=shown)
     raise ValidationError.from_exception_data(model.__name__, [detail])

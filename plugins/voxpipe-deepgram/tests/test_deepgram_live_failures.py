@@ -21,7 +21,9 @@ from voxpipe_deepgram.testing import FakeDeepgram, Misbehaviour
 
 IDLE_MS, CONNECT_MS = 300, 300
 #: How late past its timeout a failure may come (scheduling, a loaded machine).
-MARGIN_S = 0.2
+#: Slack for a loaded machine (tests run in parallel); the bounds still tell a timeout from
+#: the end of the audio or a hang.
+MARGIN_S = 1.0
 
 
 def asr(base_url: str, **options: object) -> DeepgramASR:
@@ -116,7 +118,7 @@ async def test_a_refused_handshake_is_the_error_of_its_status(
 
 async def test_a_silent_server_times_out_without_a_hang_or_a_leak() -> None:
     fake = FakeDeepgram(plan=[Misbehaviour(silent_after_ms=600)])
-    audio = talk(("silence", 300), ("speech", 1200), ("silence", 3000))
+    audio = talk(("silence", 300), ("speech", 1200), ("silence", 30_000))  # ends after 3.15 s
     async with fake.serve() as url:
         stream = asr(url).listen()
         started = time.monotonic()

@@ -12,7 +12,7 @@ import pytest
 from openai_wire import KEY, Wire, error_response
 
 from voxpipe.audio import split_frames
-from voxpipe.errors import AuthError, ProviderError, RateLimited
+from voxpipe.errors import AuthError, ProviderError, RateLimited, retry_after_s
 from voxpipe.protocols import Message
 from voxpipe.sim.voice import speech_like
 from voxpipe.vad import Utterance
@@ -24,7 +24,7 @@ from voxpipe_openai import (
     OpenAITTS,
     OpenAITTSOptions,
 )
-from voxpipe_openai._errors import redact, retry_after_s
+from voxpipe_openai._errors import redact
 
 
 async def run_llm() -> list[Any]:

@@ -3,14 +3,11 @@ handshake alike), WebSocket close frames, and malformed payloads; the key kept o
 
 from __future__ import annotations
 
-import email.utils
 import json
-import math
 import re
-import time
 from collections.abc import Mapping
 
-from voxpipe.errors import AuthError, ProviderError, RateLimited
+from voxpipe.errors import AuthError, ProviderError, RateLimited, retry_after_s
 
 PROVIDER = "deepgram"
 KEY_ENV_VAR = "DEEPGRAM_API_KEY"
@@ -70,22 +67,6 @@ def wrong_content(what: str, problem: str, head: bytes, key: str | None) -> Prov
 def transport(what: str, reason: str) -> ProviderError:
     """A connection that failed, stalled or was cut: retryable."""
     return ProviderError(f"{PROVIDER} {what}: {reason}", provider=PROVIDER, retryable=True)
-
-
-def retry_after_s(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from ``retry-after`` (a number or an HTTP date)."""
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        seconds = max(when.timestamp() - time.time(), 0.0)  # a date: wall clock, by nature
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def _error_body(body: bytes) -> tuple[str, str, str]:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import email.utils
-import math
 import re
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import httpx2
 import openai
 
-from voxpipe.errors import AuthError, ProviderError, RateLimited
+from voxpipe.errors import AuthError, ProviderError, RateLimited, retry_after_s
 
 PROVIDER = "openai"
 KEY_ENV_VAR = "OPENAI_API_KEY"
@@ -84,30 +81,6 @@ def malformed(what: str, detail: str) -> ProviderError:
         provider=PROVIDER,
         retryable=False,
     )
-
-
-def retry_after_s(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` / ``retry-after`` (number or HTTP date)."""
-    value = headers.get("retry-after-ms")
-    if value is not None:
-        try:
-            seconds = float(value) / 1000.0
-        except ValueError:
-            seconds = math.nan
-        if math.isfinite(seconds) and seconds >= 0:
-            return seconds
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        seconds = max(when.timestamp() - time.time(), 0.0)  # a date: wall clock, by nature
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def _detail(error: openai.APIError) -> str:
