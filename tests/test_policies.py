@@ -245,8 +245,13 @@ async def test_too_many_failures_in_a_row_end_the_session_with_the_last(make_age
 async def test_an_auth_error_ends_the_session_at_once(make_agent: Make) -> None:
     bad_key = AuthError("x rejected the key", provider="x", env_var="X_KEY")
     agent = make_agent(llm=[ScriptedLLM(0, [bad_key]), ScriptedLLM(100)])
+    session = agent.session(one_turn(), None)
     with pytest.raises(AuthError, match="rejected the key"):
-        await agent.run(one_turn())
+        await session.run()
+    (turn,) = session.metrics.turns  # the turn it ended is recorded as failed, with why
+    assert (turn.outcome, turn.error) == ("failed", "AuthError: x rejected the key")
+    assert session.metrics.end_reason == "error"
+    assert not [m for m in session.history if m.role == "assistant"]  # no apology, no reply
     assert asyncio.all_tasks() == {asyncio.current_task()}
 
 

@@ -135,6 +135,9 @@ class Reply:
         #: "failed" (a provider; ``error`` says why).
         self.outcome = "ok"
         self.error: BaseException | None = None
+        #: What ended the session during this reply (a rejected key, a bug), if anything:
+        #: the turn is recorded as failed with it, but no apology follows.
+        self.fatal: BaseException | None = None
         self.done = False
         #: The stage requests in flight, for the budget policies to hedge.
         self.llm_request: StageRequest[Any] | None = None
@@ -287,6 +290,8 @@ class Reply:
         except BaseExceptionGroup as group:
             error = first_error(group)
             if isinstance(error, AuthError) or not isinstance(error, ProviderError):
+                self.fatal = error
+                self._silence(self.session.clock.now_ms())
                 raise error from None  # a key or a bug: the session ends with it
             self._fail(error)
         finally:
@@ -306,10 +311,13 @@ class Reply:
         if self.done:
             return
         self.done = True
-        stopped = self.outcome != "ok"
+        stopped = self.outcome != "ok" or self.fatal is not None
         self.heard_text = self._spoken.heard(self._played_ms) if stopped else self.text
         if self.turn is not None:
-            self.turn.metrics.outcome = self.outcome
+            self.turn.metrics.outcome = "failed" if self.fatal is not None else self.outcome
+            if self.fatal is not None:
+                self.turn.metrics.mark_cut_short()
+                self.turn.metrics.error = describe(self.fatal)
             if stopped:
                 now = self.session.clock.now_ms()
                 self.turn.metrics.stamp("turn_end", self.silent_ms or now)
