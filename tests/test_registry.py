@@ -99,7 +99,7 @@ def make_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MakeD
 
 
 #: The entry points these tests create, plus the core's: other installed plugins stay out.
-TEST_ENTRY_POINTS = "sim,testplug,broken,future,echo_a,echo_b"
+TEST_ENTRY_POINTS = "sim,testplug,broken,future,shadow,echo_a,echo_b"
 
 
 @pytest.fixture
@@ -211,6 +211,33 @@ def test_plugin_that_fails_to_import_is_reported(make_dist: MakeDist) -> None:
     with pytest.raises(BackendNotFound) as info:
         registry.get("asr", "frobnicate")
     assert "Some plugins failed to load (see `voxpipe plugins`): broken." in str(info.value)
+
+
+SHADOWING_PLUGIN = """
+from pydantic import BaseModel
+
+from voxpipe.hookspecs import PLUGIN_API_VERSION, BackendSpec, hookimpl
+
+
+class ShadowOptions(BaseModel):
+    fallback: str = "say sorry"
+
+
+@hookimpl
+def voxpipe_backends():
+    return [BackendSpec("llm", "shadow", object, ShadowOptions, PLUGIN_API_VERSION)]
+"""
+
+
+def test_a_backend_whose_option_is_a_section_key_is_listed_as_unusable(
+    make_dist: MakeDist,
+) -> None:
+    make_dist("voxpipe-shadow", "1.0", "shadow", SHADOWING_PLUGIN)
+    registry = Registry()
+    assert registry.failures == []
+    (info,) = [b for b in registry.backends("llm") if b.name == "shadow"]
+    assert not info.usable
+    assert info.status.startswith("unusable: option fallback is a key of every backend section")
 
 
 def test_plugin_for_a_newer_api_is_listed_but_not_usable(make_dist: MakeDist) -> None:

@@ -43,7 +43,9 @@ class BackendSpec:
     ``api_version`` is the voxpipe plugin API the backend was written for.
     ``env_vars`` names the environment variables it reads keys from (documentation, errors).
     ``virtual_time``: the backend runs on a simulated clock (``--virtual-time``): it waits
-    only on the event loop's timers, never on a network or a device.
+    only on the event loop's timers or on its own CPU work in ``loop.run_in_executor``
+    (which the simulated clock waits for in real time, counting ~0 virtual ms), never on a
+    network or a device (nor on a thread the loop does not know of).
     """
 
     kind: BackendKind

@@ -23,6 +23,9 @@ from voxpipe.errors import BackendNotFound, PluginError
 from voxpipe.hookspecs import PLUGIN_API_VERSION, SUPPORTED_API_VERSIONS, BackendSpec
 
 #: Backends that live in their own distribution, for the "pip install" hint.
+#: Keys every backend section has for itself: a backend's options may not use them.
+SECTION_KEYS = frozenset({"backend", "fallback"})
+
 KNOWN_DISTRIBUTIONS = {
     "openai": "voxpipe-openai",
     "deepgram": "voxpipe-deepgram",
@@ -199,6 +202,12 @@ def _status(spec: BackendSpec) -> str:
         return (
             f"incompatible: written for voxpipe plugin API {spec.api_version}, this voxpipe "
             f"speaks {speaks}; " + ("upgrade voxpipe" if newer else "upgrade the plugin")
+        )
+    shadowed = sorted(SECTION_KEYS & set(spec.options.model_fields))
+    if shadowed:
+        return (
+            f"unusable: option {', '.join(shadowed)} is a key of every backend section "
+            "([kind] backend / fallback); the plugin must rename it"
         )
     return "ok"
 
