@@ -329,15 +329,42 @@ async def test_a_streaming_tts_is_fed_the_deltas_as_they_come() -> None:
     agent = make_agent(tts=SimStreamTTS(SimTTSOptions(first_chunk_ms=150, speed=4.0)))
     session = await agent.run(SimSpeechSource(["What's the weather like?"]))
     (turn,) = session.turns
-    # The first delta goes to the TTS at once; "The" is complete when " weather" comes
-    # 20 ms later, and its audio 150 ms after that.
-    assert turn.stamps["tts_request"] == turn.stamps["llm_first_token"]
-    assert turn.latency("tts_ttfb") == pytest.approx(20 + 150)
+    # "The" goes to the TTS when it is complete, as " weather" comes 20 ms later (markdown
+    # is dropped a word at a time), and its audio comes 150 ms after that.
+    assert turn.stamps["tts_request"] == pytest.approx(turn.stamps["llm_first_token"] + 20)
+    assert turn.first_phrase == "The"
+    assert turn.latency("tts_ttfb") == pytest.approx(150)
     assert turn.latency("time_to_first_audio") == pytest.approx(300 + 300 + 170)
     assert sum(v or 0 for v in turn.stages().values()) == pytest.approx(
         turn.latency("time_to_first_audio"), abs=1e-9
     )
     assert turn.heard_text == REPLY
+
+
+@pytest.mark.looptime
+async def test_a_streaming_tts_gets_no_markdown() -> None:
+    from voxpipe.sim import SimStreamTTS
+
+    heard: list[str] = []
+
+    class ListeningTTS(SimStreamTTS):
+        def synthesize_stream(self, text: AsyncIterator[str]) -> AsyncIterator[TTSOutput]:
+            async def noted() -> AsyncIterator[str]:
+                async for piece in text:
+                    heard.append(piece)
+                    yield piece
+
+            return super().synthesize_stream(noted())
+
+    reply = "**Sure**, see [the docs](http://x.y/z) or run `pip install`."
+    agent = make_agent(
+        llm=SimLLM(SimLLMOptions(first_token_ms=100, responses={"default": reply})),
+        tts=ListeningTTS(SimTTSOptions(first_chunk_ms=50, speed=4.0)),
+    )
+    session = await agent.run(SimSpeechSource(["Where are the docs?"]))
+    (turn,) = session.turns
+    assert turn.agent_text == reply  # what the LLM wrote, kept as written
+    assert "".join(heard) == "Sure, see the docs or run pip install."  # what the TTS read
 
 
 class CountingLLM(SimLLM):

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from voxpipe.text import PhraseChunker, PhrasePolicy, speakable
+from voxpipe.text import PhraseChunker, PhrasePolicy, SpeakableStream, speakable
 
 
 def chunk_whole(text: str, policy: PhrasePolicy | None = None) -> list[str]:
@@ -578,3 +578,44 @@ def test_phrases_keep_every_word_character(text: str, policy: PhrasePolicy) -> N
     phrases = chunk_whole(text, policy)
     assert [c for c in "".join(phrases) if c.isalnum()] == [c for c in text if c.isalnum()]
     assert all(phrase == phrase.strip() and any(c.isalnum() for c in phrase) for phrase in phrases)
+
+
+# ---- Markdown dropped from text a streaming TTS reads.
+
+
+def speak_stream(chunks: list[str]) -> str:
+    stream = SpeakableStream()
+    return "".join(stream.feed(chunk) for chunk in chunks) + stream.flush()
+
+
+def words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_a_stream_loses_its_markdown_and_holds_only_an_unfinished_word_or_link() -> None:
+    stream = SpeakableStream()
+    assert stream.feed("**Step") == ""  # the word is not over: "**Step**"?
+    assert stream.feed(" one.** Open [the") == "Step one. Open "
+    assert stream.feed(" app](http://x.y") == ""  # a link is held until it is whole
+    assert stream.feed("/z) and `tap`") == "the app and "
+    assert stream.feed(" it.\n- Then 2 * 3") == "tap it.\nThen 2 * "
+    assert stream.flush() == "3"
+
+
+#: Texts with links whose words a stream may be cut between.
+LINKED_TEXTS = st.lists(
+    st.one_of(
+        st.sampled_from([*FRAGMENTS, "[a b](c)", "[x y z](http://u.v/w)", "](u) ", "[a b"]),
+        st.text(CHARS, max_size=3),
+    ),
+    max_size=30,
+).map("".join)
+
+
+@settings(deadline=None, max_examples=300)
+@given(text=LINKED_TEXTS, data=st.data())
+def test_a_stream_says_what_speakable_says_of_the_whole_text(
+    text: str, data: st.DataObject
+) -> None:
+    cuts = data.draw(st.lists(st.integers(0, len(text)), max_size=len(text) + 2))
+    assert words(speak_stream(split_at(text, cuts))) == words(speakable(text))

@@ -34,6 +34,7 @@ from voxpipe.protocols import (
 )
 from voxpipe.speech import SpokenText, synthesize_phrases
 from voxpipe.streams import Channel
+from voxpipe.text import SpeakableStream
 
 if TYPE_CHECKING:
     from voxpipe.session import Session
@@ -429,13 +430,22 @@ class Reply:
             metrics.phrases += 1
 
     async def _fed_text(self) -> AsyncIterator[str]:
-        """The text deltas as a streaming TTS reads them."""
+        """The text as a streaming TTS reads it: the deltas without the markdown it would
+        read aloud, a word at a time (see ``SpeakableStream``)."""
+        speakable = SpeakableStream()
         async for delta in self._text_out:
-            if self.turn is not None and self.turn.metrics.phrases == 0:
-                self.turn.metrics.first_phrase, self.turn.metrics.phrases = delta.strip(), 1
-                self._stamp("tts_request")
-            self._spoken.extend(delta)
-            yield delta
+            if piece := speakable.feed(delta):
+                yield self._feeding(piece)
+        if piece := speakable.flush():
+            yield self._feeding(piece)
+
+    def _feeding(self, piece: str) -> str:
+        """Note ``piece`` as given to the TTS (the first one is its request)."""
+        if self.turn is not None and self.turn.metrics.phrases == 0:
+            self.turn.metrics.first_phrase, self.turn.metrics.phrases = piece.strip(), 1
+            self._stamp("tts_request")
+        self._spoken.extend(piece)
+        return piece
 
     async def _play(self) -> None:
         """Hand frames to the sink at the moment each should start playing, after any reply

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -108,6 +108,12 @@ _MARKDOWN = (
     ("*_", re.compile(r"\*+|_+"), lambda run: _emphasis_kept(run.string, run.start(), run.end())),
 )
 _MARKUP_CHARS = frozenset("".join(triggers for triggers, _, _ in _MARKDOWN))
+#: The rules that apply only at a line start (headings, bullets), and the others.
+_INLINE_MARKDOWN = tuple(rule for rule in _MARKDOWN if rule[1].flags & re.MULTILINE == 0)
+#: What may still become a link: "[text", "[text]", "[text](url" (no line break, no ")").
+_LINK_SO_FAR = re.compile(r"\[[^\]\n]*(?:\](?:\([^)\s]*)?)?")
+#: A link held back longer than this is let through as it is.
+_MAX_HELD = 1000
 
 #: What a mark does where it stands: ends the phrase; is a pause a character cap may cut at;
 #: is neither; cannot be told before more text comes.
@@ -312,13 +318,87 @@ class PhraseChunker:
 def speakable(phrase: str) -> str:
     """``phrase`` without the markdown a TTS would read aloud: emphasis ``**``/``*``/``_``,
     backticks, heading ``#``s and list bullets at a line start, links (their text is kept)."""
-    text = phrase
+    return _unmarked(phrase, line_start=True).strip()
+
+
+def _unmarked(text: str, *, line_start: bool) -> str:
+    """``text`` without markdown, whitespace kept; ``line_start``: it begins a line."""
     if _MARKUP_CHARS.isdisjoint(text):
-        return text.strip()
-    for triggers, pattern, replacement in _MARKDOWN:
+        return text
+    if not line_start:  # its first line has no heading or bullet
+        first = text.find("\n") + 1 or len(text)
+        head = _apply(_INLINE_MARKDOWN, text[:first])
+        return head + (_unmarked(text[first:], line_start=True) if first < len(text) else "")
+    return _apply(_MARKDOWN, text)
+
+
+def _apply(rules: tuple[tuple[str, re.Pattern[str], Any], ...], text: str) -> str:
+    for triggers, pattern, replacement in rules:
         if any(c in text for c in triggers):
             text = pattern.sub(replacement, text)
-    return text.strip()
+    return text
+
+
+class SpeakableStream:
+    """``speakable`` for text as it streams, for a TTS that takes text as a stream: feed
+    deltas, get back what can be spoken of them. A word goes through once the whitespace
+    after it has come (and a link once it is complete), so the pieces joined say what
+    ``speakable`` says of the whole text (whitespace aside), however the text was split."""
+
+    __slots__ = ("_held", "_line_start")
+
+    def __init__(self) -> None:
+        self._held = ""
+        self._line_start = True
+
+    def feed(self, delta: str) -> str:
+        """Add a delta; return what of the text is now certain (often "")."""
+        self._held += delta
+        cut = self._safe_cut()
+        piece, self._held = self._held[:cut], self._held[cut:]
+        return self._let_through(piece)
+
+    def flush(self) -> str:
+        """The rest, at the end of the text."""
+        piece, self._held = self._held, ""
+        return self._let_through(piece)
+
+    def _let_through(self, piece: str) -> str:
+        if not piece:
+            return ""
+        spoken = _unmarked(piece, line_start=self._line_start)
+        ending = piece[len(piece.rstrip()) :]
+        self._line_start = "\n" in ending if ending else False
+        return spoken
+
+    def _safe_cut(self) -> int:
+        """Where the held text may be cut: the start of its last word (the markup rules
+        look no further than a word's edges), or earlier, so that no link (whole, or one
+        that may be opening) is cut: each goes with the word it starts in."""
+        held = self._held
+        cut = _last_word_start(held, len(held))
+        if len(held) > _MAX_HELD:
+            return cut
+        start = held.find("[")
+        while 0 <= start < cut:
+            link = _MARKDOWN[0][1].match(held, start)
+            so_far = _LINK_SO_FAR.match(held, start)
+            opening = link is None and so_far is not None and so_far.end() == len(held)
+            if opening or (link is not None and link.end() > cut):
+                cut = _last_word_start(held, start)
+                start = held.find("[")  # an earlier link may now be cut: look again
+                continue
+            start = held.find("[", start + 1)
+        return cut
+
+
+def _last_word_start(text: str, before: int) -> int:
+    """The start of the word that ends at or holds ``before`` (0 when no whitespace comes
+    before it): the text up to there ends with whitespace."""
+    i = before
+    while i > 0 and not text[i - 1].isspace():
+        i -= 1
+    return i
 
 
 def _emphasis_kept(text: str, start: int, end: int) -> str:
