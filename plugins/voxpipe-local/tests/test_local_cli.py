@@ -1,0 +1,62 @@
+"""``voxpipe run`` end to end on voxpipe-local's four backends, offline: espeak-ng's speech in
+a WAV, heard by pocketsphinx with a vocabulary, answered by the rules LLM, spoken by espeak,
+the turns cut by webrtcvad. Under --virtual-time (every backend allows it)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voxpipe.audio import read_wav, write_wav
+from voxpipe.hookspecs import BackendContext
+from voxpipe_local.espeak import EspeakOptions, EspeakTTS
+
+SAID = "can you tell me the time"
+CONFIG = """\
+[asr]
+backend = "pocketsphinx"
+vocabulary = ["what's the weather like", "can you tell me the time", "hello how are you"]
+
+[llm]
+backend = "rules"
+
+[tts]
+backend = "espeak"
+
+[vad]
+backend = "webrtcvad"
+"""
+
+
+@pytest.mark.asyncio
+async def test_a_spoken_question_is_heard_answered_and_spoken(tmp_path: Path) -> None:
+    tts = EspeakTTS(EspeakOptions(), BackendContext(16_000, 20))
+    speech = np.concatenate([frame.samples async for frame in tts.synthesize(SAID)])
+    silence = np.zeros(16_000, np.int16)
+    write_wav(tmp_path / "in.wav", np.concatenate((silence, speech, 3 * silence)), 16_000)
+    (tmp_path / "local.toml").write_text(CONFIG)
+    command = ["run", "--virtual-time", "--config", "local.toml", "--input", "in.wav"]
+    command += ["--output", "out.wav", "--json", "run.json"]
+    done = subprocess.run(
+        [sys.executable, "-m", "voxpipe.cli", *command],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=os.environ | {"COLUMNS": "200"},
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    metrics = json.loads((tmp_path / "run.json").read_text())
+    (turn,) = metrics["turns"]
+    assert turn["user_text"] == SAID and turn["outcome"] == "ok"
+    assert turn["agent_text"].startswith("It is ")  # the rules LLM's time intent
+    assert metrics["session"]["backends"]["asr"] == "pocketsphinx"
+    audio, rate = read_wav(tmp_path / "out.wav")
+    assert len(audio) > rate / 2 and np.abs(audio).max() > 1_000  # a spoken answer
