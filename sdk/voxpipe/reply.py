@@ -292,7 +292,7 @@ class Reply:
             error = first_error(group)
             if isinstance(error, AuthError) or not isinstance(error, ProviderError):
                 self.fatal = error
-                self._silence(self.session.clock.now_ms())
+                self._cut(error)
                 raise error from None  # a key or a bug: the session ends with it
             self._fail(error)
         finally:
@@ -302,8 +302,12 @@ class Reply:
 
     def _fail(self, error: ProviderError) -> None:
         """A provider failed: the reply ends, the conversation goes on."""
-        self._silence(self.session.clock.now_ms())
+        self._cut(error)
         self.outcome, self.error = "failed", error
+
+    def _cut(self, error: BaseException) -> None:
+        """Stop the output at once; the turn is cut short by ``error``."""
+        self._silence(self.session.clock.now_ms())
         if self.turn is not None:
             self.turn.metrics.mark_cut_short()
             self.turn.metrics.error = describe(error)
@@ -316,9 +320,6 @@ class Reply:
         self.heard_text = self._spoken.heard(self._played_ms) if stopped else self.text
         if self.turn is not None:
             self.turn.metrics.outcome = "failed" if self.fatal is not None else self.outcome
-            if self.fatal is not None:
-                self.turn.metrics.mark_cut_short()
-                self.turn.metrics.error = describe(self.fatal)
             if stopped:
                 now = self.session.clock.now_ms()
                 self.turn.metrics.stamp("turn_end", self.silent_ms or now)

@@ -100,8 +100,10 @@ _FIRST_UNSPACED = min(lo for lo, _ in _UNSPACED_SCRIPTS)
 
 #: Markdown a TTS would read aloud, removed by ``speakable`` in this order: (characters that
 #: must be in the text for the rule to apply, pattern, replacement).
+#: A markdown link, ``[text](url)``.
+_LINK = re.compile(r"\[([^\]\n]*)\]\([^)\s]*\)")
 _MARKDOWN = (
-    ("[", re.compile(r"\[([^\]\n]*)\]\([^)\s]*\)"), r"\1"),  # [text](url) -> text
+    ("[", _LINK, r"\1"),  # [text](url) -> text
     ("`", re.compile(r"`+"), ""),  # `code`
     ("#", re.compile(r"^[ \t]*#{1,6}[ \t]+", re.MULTILINE), ""),  # a heading's #s
     ("-*+", re.compile(r"^[ \t]*[-*+][ \t]+", re.MULTILINE), ""),  # a list bullet
@@ -381,7 +383,7 @@ class SpeakableStream:
             return cut
         start = held.find("[")
         while 0 <= start < cut:
-            link = _MARKDOWN[0][1].match(held, start)
+            link = _LINK.match(held, start)
             so_far = _LINK_SO_FAR.match(held, start)
             opening = link is None and so_far is not None and so_far.end() == len(held)
             if opening or (link is not None and link.end() > cut):
