@@ -257,6 +257,21 @@ def test_bad_wav_is_a_one_paragraph_error_with_exit_code_2(tmp_path: Path) -> No
     assert "Traceback" not in result.stderr
 
 
+def test_local_demo_without_the_local_plugin_says_how_to_install_it() -> None:
+    result = voxpipe("demo", "--local", "--virtual-time")  # VOXPIPE_PLUGINS=sim: no plugin
+    assert result.returncode == 2
+    error = " ".join(result.stderr.split())
+    assert "voxpipe-local plugin, which is not installed" in error
+    assert "pip install plugins/voxpipe-local" in error and "Traceback" not in error
+
+
+def test_local_demo_takes_no_config(tmp_path: Path) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text("")
+    result = voxpipe("demo", "--local", "--config", config)
+    assert result.returncode == 2 and "not both" in result.stderr
+
+
 def test_usage_error_exits_2() -> None:
     assert voxpipe("run", "--config").returncode == 2
     assert voxpipe("fly").returncode == 2

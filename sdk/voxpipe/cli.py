@@ -22,10 +22,10 @@ from rich.table import Table
 from voxpipe import __version__
 from voxpipe import bench as bench_module
 from voxpipe.agent import VoiceAgent
-from voxpipe.budgets import DEMO_BUDGETS
-from voxpipe.config import AgentConfig, load_config, parse_config
+from voxpipe.config import AgentConfig, load_config
+from voxpipe.demo import BARGE_IN_LINES, DEMO_LINES, demo_config, local_voice, said_and_heard
 from voxpipe.errors import AuthError, UsageError, VoxpipeError
-from voxpipe.io import CallRecorder, Line, SimSpeechSource, WavSink, WavSource
+from voxpipe.io import CallRecorder, SimSpeechSource, WavSink, WavSource
 from voxpipe.live import LiveView, Verbosity
 from voxpipe.metrics import SessionMetrics
 from voxpipe.plot import plot_session, summary_path
@@ -34,14 +34,6 @@ from voxpipe.registry import default_registry
 from voxpipe.report import turn_line, turn_table
 from voxpipe.runtime import freeze_gc, loop_factory
 from voxpipe.session import Session
-
-DEMO_LINES = ("Hello, how are you today?", "What's the weather like?", "Can you tell me the time?")
-#: ``voxpipe demo --barge-in``: the user talks over the second answer, 1.5 s into it.
-BARGE_IN_LINES = (
-    Line("What's the weather like?"),
-    Line("Wait, stop. What time is it?", after="answer_start", delay_ms=1500),
-    Line("Thanks, that's all."),
-)
 
 console = Console()
 errors = Console(stderr=True)
@@ -93,6 +85,12 @@ def _parser() -> argparse.ArgumentParser:
         "--barge-in",
         action="store_true",
         help="the user interrupts the agent's first answer, 1.5 s into it",
+    )
+    demo.add_argument(
+        "--local",
+        action="store_true",
+        help="real speech, offline: espeak-ng says the user's lines, pocketsphinx hears them, "
+        "rules answer, espeak-ng speaks (needs the voxpipe-local plugin)",
     )
     _add_outputs(demo)
     demo.set_defaults(handler=_demo)
@@ -154,26 +152,42 @@ def _add_outputs(command: argparse.ArgumentParser) -> None:
 
 def _demo(args: argparse.Namespace) -> int:
     check_paths(inputs={"--config": args.config}, outputs=_outputs(args))
-    if args.config:
-        config = load_config(args.config)
-    else:
-        config = parse_config({"budgets": DEMO_BUDGETS.model_dump(exclude_none=True)}, "demo")
+    if args.config and args.local:
+        raise UsageError("--local picks the agent's backends: give it or --config, not both.")
+    lines = BARGE_IN_LINES if args.barge_in else DEMO_LINES
+    config = load_config(args.config) if args.config else demo_config(local=args.local, lines=lines)
     _check_virtual_time(config, args)
     agent = VoiceAgent.from_config(config)
-    lines = BARGE_IN_LINES if args.barge_in else DEMO_LINES
     source = SimSpeechSource(
-        lines, sample_rate=config.agent.sample_rate, frame_ms=config.agent.frame_ms
+        lines,
+        sample_rate=config.agent.sample_rate,
+        frame_ms=config.agent.frame_ms,
+        voice=local_voice(config) if args.local else None,
     )
     scenario = ", the user barges in on the first answer" if args.barge_in else ""
+    voice = ", the user's voice espeak-ng" if args.local else ""
     with LiveView(console, _verbosity(args)) as view:
         view.print(
             f"[bold]voxpipe demo[/]: {len(lines)} turns{scenario}, backends "
             + escape(_backends(config))
+            + voice
             + (", virtual time" if args.virtual_time else ", real time")
         )
         session = _converse(agent, source, None, config, args, view)
+        if args.local:
+            _print_heard(source, session, view)
         _save(session, args, view)
     return 0
+
+
+def _print_heard(source: SimSpeechSource, session: SessionMetrics, view: LiveView) -> None:
+    """Each line the user said beside what the ASR heard of it."""
+    table = Table("said", "heard", box=None, padding=(0, 2, 0, 0), header_style="bold")
+    for line in said_and_heard(source.said, session.turns):
+        mark = "[green]=[/]" if line.exact else "[yellow]≠[/]"
+        heard = "[dim](not heard)[/]" if line.heard is None else escape(line.heard)
+        table.add_row(escape(line.said), f"{mark} {heard}")
+    view.print(table)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -31,6 +31,11 @@ KNOWN_DISTRIBUTIONS = {
     "deepgram": "voxpipe-deepgram",
     "elevenlabs": "voxpipe-elevenlabs",
     "elevenlabs-ws": "voxpipe-elevenlabs",
+    "pocketsphinx": "voxpipe-local",
+    "rules": "voxpipe-local",
+    "espeak": "voxpipe-local",
+    "webrtcvad": "voxpipe-local",
+    "silero": "voxpipe-local",
 }
 
 

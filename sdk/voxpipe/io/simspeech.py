@@ -1,7 +1,8 @@
 """SimSpeechSource: a simulated caller whose lines are timed against the agent, in real time.
 
 Each line is spoken as speech-like audio whose frames carry the line as ``script`` (so the
-sim ASR can "recognise" it); silence and non-speech sounds carry ``""``. A line starts
+sim ASR can "recognise" it), or, given a ``voice`` (any TTS), as that TTS's speech, which a
+real ASR can hear; silence and non-speech sounds carry ``""``. A line starts
 ``delay_ms`` after what it waits for: the agent's answer to the previous line ("answer",
 the default), the start of that answer ("answer_start": talking over the agent), or the
 end of the previous line ("line"). The session that runs the source binds it to itself.
@@ -10,13 +11,15 @@ end of the previous line ("line"). The session that runs the source binds it to 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from voxpipe.audio import AudioFrame
+from voxpipe.audio import AudioFrame, Int16Array, iter_frames, resample
 from voxpipe.clock import SessionClock
+from voxpipe.compat import as_v2
 from voxpipe.sim.voice import WORDS_PER_MINUTE, speech_frames
 
 After = Literal["answer", "answer_start", "line"]
@@ -35,10 +38,23 @@ class Line:
     sound_ms: float = 100.0
 
 
+@dataclass(frozen=True, slots=True)
+class Said:
+    """A line as it was said, on the session clock."""
+
+    text: str
+    start_ms: float
+    end_ms: float
+
+
 class SimSpeechSource:
     """Says each line at ``words_per_minute`` when its cue comes (``str`` lines wait for the
     agent's answer and ``pause_ms`` more), then stays silent. Waits for the agent last at
-    most ``max_wait_ms``. The first line starts after ``lead_ms`` of silence."""
+    most ``max_wait_ms``. The first line starts after ``lead_ms`` of silence.
+
+    With a ``voice`` (a TTS backend), the lines are that TTS's speech instead, synthesised
+    before the first frame; the source closes the voice once it has them. ``said`` lists
+    each line as it was said."""
 
     def __init__(
         self,
@@ -50,6 +66,7 @@ class SimSpeechSource:
         pause_ms: float = 600,
         max_wait_ms: float = 30_000,
         words_per_minute: float = WORDS_PER_MINUTE,
+        voice: Any = None,
     ) -> None:
         self.lines = [
             line if isinstance(line, Line) else Line(line, delay_ms=pause_ms) for line in lines
@@ -61,6 +78,9 @@ class SimSpeechSource:
         self._answered: list[float] = []  # when a turn's reply ended
         self._clock: SessionClock | None = None
         self._silence = np.zeros(int(sample_rate * frame_ms / 1000), dtype=np.int16)
+        self.voice = None if voice is None else as_v2("tts", voice)
+        self._spoken: dict[str, Int16Array] = {}  # each line in the voice's speech
+        self.said: list[Said] = []
 
     def bind(self, session: Any) -> None:
         """Follow ``session``'s events to time the lines."""
@@ -77,7 +97,10 @@ class SimSpeechSource:
 
     async def frames(self, clock: SessionClock) -> AsyncIterator[AudioFrame]:
         self._clock = clock
-        for frame in self._plan(clock.now_ms()):
+        start_ms = clock.now_ms()
+        if self.voice is not None:  # the frames due meanwhile follow at once
+            await self._synthesise_lines(self.voice)
+        for frame in self._plan(start_ms):
             await clock.sleep_until(frame.end_ms)  # delivered once captured
             yield frame
 
@@ -95,9 +118,11 @@ class SimSpeechSource:
             while t < start:
                 yield self._quiet(t)
                 t += self.frame_ms
+            started = t
             for frame in self._say(line, i, t):
                 yield frame
                 t = frame.end_ms
+            self.said.append(Said(line.text, started, t))
             previous_end = t
         end = t + self.lines[-1].delay_ms if self.lines else t
         while t < end:  # room for the last answer to start
@@ -114,9 +139,27 @@ class SimSpeechSource:
     def _quiet(self, start_ms: float) -> AudioFrame:
         return AudioFrame(self._silence, self.sample_rate, start_ms, "")
 
+    async def _synthesise_lines(self, voice: Any) -> None:
+        """Each line's words in ``voice``'s speech, at this source's rate; then close it."""
+        try:
+            for text in dict.fromkeys(line.text for line in self.lines if line.text):
+                async with aclosing(voice.synthesize(text)) as stream:
+                    frames = [item async for item in stream if isinstance(item, AudioFrame)]
+                if not frames:
+                    raise ValueError(f"the voice {voice!r} said nothing for {text!r}")
+                speech = np.concatenate([frame.samples for frame in frames])
+                self._spoken[text] = resample(speech, frames[0].sample_rate, self.sample_rate)
+        finally:
+            self.voice = None
+            if (aclose := getattr(voice, "aclose", None)) is not None:
+                await aclose()
+
     def _say(self, line: Line, index: int, start_ms: float) -> Iterator[AudioFrame]:
         if not line.text:
             return self._sound(line.sound_ms, index, start_ms)
+        if line.text in self._spoken:
+            speech = self._spoken[line.text]
+            return iter_frames(speech, self.sample_rate, self.frame_ms, start_ms, line.text)
         return speech_frames(
             line.text,
             self.sample_rate,
