@@ -16,6 +16,7 @@ from voxpipe import SimSpeechSource, VoiceAgent, load_config
 from voxpipe.audio import AudioFrame
 from voxpipe.errors import ConfigError
 from voxpipe.hookspecs import BackendContext
+from voxpipe.protocols import TTSOutput
 from voxpipe.testing import ServerControl, TTSContract
 from voxpipe_local import espeak
 from voxpipe_local.espeak import SYNTH_LOCK, EspeakOptions, EspeakTTS
@@ -30,6 +31,7 @@ class TestEspeakTTS(TTSContract):
     distribution = "voxpipe-local"
     failures = ()  # no provider: the library is in this process
     transport_closes = False
+    emits_alignment = True  # the library's word events (tests/test_espeak_alignment.py)
     bad_options: ClassVar[list[tuple[dict[str, Any], str]]] = [
         ({"rate": 10}, "rate"),
         ({"pitch": 100}, "pitch"),
@@ -41,7 +43,8 @@ class TestEspeakTTS(TTSContract):
 
 
 async def spoken(tts: EspeakTTS, text: str = PHRASE) -> list[AudioFrame]:
-    return [frame async for frame in tts.synthesize(text)]
+    """The audio of ``text`` (without its alignment)."""
+    return [item async for item in tts.synthesize(text) if isinstance(item, AudioFrame)]
 
 
 @pytest.mark.asyncio
@@ -70,9 +73,10 @@ async def test_rate_is_words_per_minute() -> None:
 @pytest.mark.looptime
 async def test_the_first_frame_comes_while_synthesis_goes_on() -> None:
     async with aclosing(EspeakTTS(EspeakOptions()).synthesize(LONG)) as stream:
-        first = await anext(stream)
-        assert first.start_ms == 0 and SYNTH_LOCK.locked()  # still synthesising
-        rest = [frame async for frame in stream]
+        first = await anext(stream)  # audio: the first word's piece waits for the second word
+        assert isinstance(first, AudioFrame) and first.start_ms == 0
+        assert SYNTH_LOCK.locked()  # still synthesising
+        rest = [item async for item in stream if isinstance(item, AudioFrame)]
     assert len(rest) * 0.02 > 15 and not SYNTH_LOCK.locked()
 
 
@@ -80,7 +84,7 @@ async def test_the_first_frame_comes_while_synthesis_goes_on() -> None:
 @pytest.mark.looptime
 @pytest.mark.parametrize("how", ["aclose", "cancel"])
 async def test_stopping_stops_the_synthesis(how: str) -> None:
-    got: list[AudioFrame] = []
+    got: list[TTSOutput] = []
     stream = EspeakTTS(EspeakOptions()).synthesize(LONG)
     if how == "aclose":
         got.append(await anext(stream))
@@ -98,7 +102,7 @@ async def test_stopping_stops_the_synthesis(how: str) -> None:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert not SYNTH_LOCK.locked()  # the worker has returned, aborted
-    assert len(got) * 0.02 < 5  # a fraction of the twenty seconds
+    assert sum(isinstance(item, AudioFrame) for item in got) * 0.02 < 5  # of twenty seconds
     # The library is free and whole: the next phrase is spoken in full.
     assert len(await spoken(EspeakTTS(EspeakOptions()))) * 0.02 > 1.5
 

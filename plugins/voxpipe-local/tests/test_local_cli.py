@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voxpipe.audio import read_wav, write_wav
+from voxpipe.audio import AudioFrame, read_wav, write_wav
 from voxpipe.hookspecs import BackendContext
 from voxpipe_local.espeak import EspeakOptions, EspeakTTS
 
@@ -37,7 +37,8 @@ backend = "webrtcvad"
 @pytest.mark.asyncio
 async def test_a_spoken_question_is_heard_answered_and_spoken(tmp_path: Path) -> None:
     tts = EspeakTTS(EspeakOptions(), BackendContext(16_000, 20))
-    speech = np.concatenate([frame.samples async for frame in tts.synthesize(SAID)])
+    spoken = [f.samples async for f in tts.synthesize(SAID) if isinstance(f, AudioFrame)]
+    speech = np.concatenate(spoken)
     silence = np.zeros(16_000, np.int16)
     write_wav(tmp_path / "in.wav", np.concatenate((silence, speech, 3 * silence)), 16_000)
     (tmp_path / "local.toml").write_text(CONFIG)

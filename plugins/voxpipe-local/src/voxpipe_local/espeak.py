@@ -7,6 +7,10 @@ setting): phrases are serialised by ``SYNTH_LOCK`` and synthesised off the event
 the loop's default executor (``run_in_executor``: what looptime, the virtual clock, knows to
 wait for). Its synthesis callback hands each chunk (~60 ms of 22.05 kHz audio) to the
 loop as it is made; the stream resamples it to the session rate and cuts it into frames.
+The callback also gets espeak-ng's word events: where each word starts in the text and in
+the audio. The stream turns them into ``Alignment`` pieces (``_Aligner``), each sent as soon
+as the next word's start tells where it ends: before the audio chunk that piece ends in; the
+last piece once synthesis is done.
 Closing the stream or cancelling its consumer makes the callback abort the synthesis, and
 the stream ends once the worker has returned: no synthesis outlives its stream.
 """
@@ -18,15 +22,17 @@ import ctypes
 import shutil
 import threading
 from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from voxpipe.audio import AudioFrame, Framer, StreamResampler
+from voxpipe.audio import Framer, StreamResampler
 from voxpipe.errors import ConfigError, ProviderError
 from voxpipe.hookspecs import BackendContext
+from voxpipe.protocols import Alignment, TTSOutput
 from voxpipe_local.espeak_command import CommandEngine
 
 PROVIDER = "espeak"
@@ -36,8 +42,31 @@ _AUDIO_OUTPUT_SYNCHRONOUS = 2  # espeak_AUDIO_OUTPUT: audio to the callback, Syn
 _BUFFER_MS = 60  # audio per callback
 _POS_CHARACTER, _CHARS_UTF8 = 1, 1
 _RATE, _PITCH = 1, 3  # espeak_PARAMETER
+_EVENT_LIST_TERMINATED, _EVENT_WORD = 0, 1  # espeak_EVENT_TYPE
+
+
+class _EventId(ctypes.Union):
+    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
+
+
+class _Event(ctypes.Structure):
+    """speak_lib.h's ``espeak_EVENT``; a synthesis callback gets an array of them, ended by
+    one of type LIST_TERMINATED."""
+
+    _fields_ = [
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),  # characters, from 1
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),  # ms of this synthesis's audio
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", _EventId),
+    ]
+
+
 _CALLBACK = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event)
 )
 
 
@@ -53,14 +82,26 @@ class EspeakOptions(BaseModel):
     pitch: int = Field(50, ge=0, le=99, description="base pitch, 0-99")
 
 
+@dataclass(frozen=True, slots=True)
+class WordStart:
+    """A word's audio starts ``audio_ms`` into the phrase's audio; the word starts at
+    ``text_index`` (characters) of the phrase's text."""
+
+    text_index: int
+    audio_ms: float
+
+
 class Engine(Protocol):
-    """How a phrase is synthesised: 16-bit mono PCM at ``sample_rate`` into a sink."""
+    """How a phrase is synthesised: 16-bit mono PCM at ``sample_rate`` into a sink, and the
+    start of each word where the engine tells it (before the audio it falls in)."""
 
     sample_rate: int
 
     def has_voice(self, voice: str) -> bool: ...
 
-    def synthesize(self, text: str, options: EspeakOptions, sink: Callable[[bytes], bool]) -> None:
+    def synthesize(
+        self, text: str, options: EspeakOptions, sink: Callable[[bytes | WordStart], bool]
+    ) -> None:
         """Blocking, off the event loop; stops early when ``sink`` returns False."""
 
 
@@ -75,7 +116,9 @@ class LibraryEngine:
         with SYNTH_LOCK:
             return library().set_voice(voice)
 
-    def synthesize(self, text: str, options: EspeakOptions, sink: Callable[[bytes], bool]) -> None:
+    def synthesize(
+        self, text: str, options: EspeakOptions, sink: Callable[[bytes | WordStart], bool]
+    ) -> None:
         with SYNTH_LOCK:
             library().synthesize(text, options, sink)
 
@@ -122,24 +165,39 @@ class _Library:
             raise ConfigError(
                 f"{PROVIDER}: libespeak-ng ({lib_path}) did not start with {data_path}"
             )
-        self._sink: Callable[[bytes], bool] | None = None
+        self._sink: Callable[[bytes | WordStart], bool] | None = None
         self._callback = _CALLBACK(self._on_audio)  # referenced for as long as the library
         self.lib.espeak_SetSynthCallback(self._callback)
 
     def _on_audio(
-        self, wav: ctypes._Pointer[ctypes.c_short], count: int, events: int | None
+        self, wav: ctypes._Pointer[ctypes.c_short], count: int, events: ctypes._Pointer[_Event]
     ) -> int:
-        if not wav or count <= 0 or self._sink is None:
+        """A chunk of audio (none at the end) and the events that fall in it: the word starts
+        go to the sink first, then the audio. Returns 1 to abort the synthesis."""
+        sink = self._sink
+        if sink is None:
             return 0
-        return 0 if self._sink(ctypes.string_at(wav, 2 * count)) else 1  # 1: abort
+        i = 0
+        while events and (event := events[i]).type != _EVENT_LIST_TERMINATED:
+            if event.type == _EVENT_WORD:
+                word = WordStart(event.text_position - 1, float(event.audio_position))
+                if not sink(word):
+                    return 1
+            i += 1
+        if wav and count > 0 and not sink(ctypes.string_at(wav, 2 * count)):
+            return 1
+        return 0
 
     def set_voice(self, voice: str) -> bool:
         """Whether espeak-ng has ``voice`` (call under ``SYNTH_LOCK``)."""
         return bool(self.lib.espeak_SetVoiceByName(voice.encode()) == 0)
 
-    def synthesize(self, text: str, options: EspeakOptions, sink: Callable[[bytes], bool]) -> None:
-        """Speak ``text`` into ``sink`` chunk by chunk until done or ``sink`` says stop; call
-        under ``SYNTH_LOCK``, off the event loop."""
+    def synthesize(
+        self, text: str, options: EspeakOptions, sink: Callable[[bytes | WordStart], bool]
+    ) -> None:
+        """Speak ``text`` into ``sink`` chunk by chunk, each word's start before the chunk it
+        falls in, until done or ``sink`` says stop; call under ``SYNTH_LOCK``, off the event
+        loop."""
         if not self.set_voice(options.voice):
             raise ProviderError(f"{PROVIDER}: no voice {options.voice!r}", provider=PROVIDER)
         self.lib.espeak_SetParameter(_RATE, options.rate, 0)
@@ -192,8 +250,42 @@ def _paths() -> tuple[str, str]:
     return lib_path, data_path
 
 
+class _Aligner:
+    """Cuts a phrase's text into ``Alignment`` pieces at the engine's word starts. A piece
+    runs from its word's start to the next word's (the text before the first word goes with
+    the first, after the last word with the last), and in the audio from its word's start to
+    the next word's."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._start = 0  # the open piece's start in the text
+        self._start_ms: float | None = None  # and in the audio; None until the first word
+
+    def word(self, word: WordStart) -> Alignment | None:
+        """The piece this word's start ends, if it ends one. A word placed no later in the
+        text than the open piece's start joins that piece (espeak-ng gives the words it
+        reads one token as, like 日本, one position)."""
+        if self._start_ms is None:
+            self._start_ms = word.audio_ms
+            return None
+        if not self._start < word.text_index < len(self.text):
+            return None
+        end_ms = max(word.audio_ms, self._start_ms)
+        piece = Alignment(self.text[self._start : word.text_index], self._start_ms, end_ms)
+        self._start, self._start_ms = word.text_index, end_ms
+        return piece
+
+    def last(self, end_ms: float) -> Alignment | None:
+        """The open piece, to the end of the text and ``end_ms``; None if no word came (an
+        engine without word starts, or a phrase of punctuation only)."""
+        if self._start_ms is None:
+            return None
+        return Alignment(self.text[self._start :], self._start_ms, max(end_ms, self._start_ms))
+
+
 class EspeakTTS:
-    """A per-phrase TTS (plugin API v2): espeak-ng's audio streamed as it is synthesised."""
+    """A per-phrase TTS (plugin API v2): espeak-ng's audio streamed as it is synthesised,
+    with the ``Alignment`` of its words (the library engine's; the command gives none)."""
 
     def __init__(
         self,
@@ -210,14 +302,14 @@ class EspeakTTS:
                 "lists them; e.g. en-us, en-gb, de, fr)"
             )
 
-    async def synthesize(self, text: str) -> AsyncGenerator[AudioFrame, None]:
+    async def synthesize(self, text: str) -> AsyncGenerator[TTSOutput, None]:
         if not text.strip():
             return
         loop = asyncio.get_running_loop()
-        chunks: asyncio.Queue[bytes | None] = asyncio.Queue()
+        chunks: asyncio.Queue[bytes | WordStart | None] = asyncio.Queue()
         stop = threading.Event()
 
-        def sink(chunk: bytes) -> bool:
+        def sink(chunk: bytes | WordStart) -> bool:
             if stop.is_set():
                 return False
             try:
@@ -236,12 +328,21 @@ class EspeakTTS:
         rate, frame_ms = self.context.sample_rate, self.context.frame_ms
         resampler = StreamResampler(self.engine.sample_rate, rate)
         framer = Framer(rate, frame_ms)
+        aligner = _Aligner(text)
+        synthesized = 0  # samples at the engine's rate
         try:
             while (chunk := await chunks.get()) is not None:
+                if isinstance(chunk, WordStart):
+                    if (piece := aligner.word(chunk)) is not None:
+                        yield piece
+                    continue
                 samples = np.frombuffer(chunk, "<i2").astype(np.int16)
+                synthesized += len(samples)
                 for frame in framer.push(resampler.push(samples)):
                     yield frame
             await worker  # its error, if synthesis failed
+            if (piece := aligner.last(1000 * synthesized / self.engine.sample_rate)) is not None:
+                yield piece
             tail = resampler.push(np.zeros(0, dtype=np.int16), last=True)
             for frame in (*framer.push(tail), *framer.flush()):
                 yield frame
