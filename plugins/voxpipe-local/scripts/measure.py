@@ -1,33 +1,66 @@
 """Print what voxpipe-local's backends cost on this machine: espeak's start-up and its time
-to first audio, the webrtcvad VAD's time per frame, and pocketsphinx's start-up, memory per
-decoder, real-time factor and word error rate on espeak-ng's speech, with and without a
-vocabulary. Run: python scripts/measure.py (pocketsphinx's memory: Linux only)"""
+to first audio, the webrtcvad VAD's time per frame, and pocketsphinx's start-up, real-time
+factor and word error rate on espeak-ng's speech and on human speech (the LibriVox clips in
+tests/data/librivox), with and without a vocabulary, and its memory and start-up a session
+for 1 and 10 sessions. Run: python scripts/measure.py (pocketsphinx's memory: Linux only)"""
 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import re
 import statistics
 import time
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from voxpipe.audio import Int16Array, iter_frames
+from voxpipe.audio import AudioFrame, Int16Array, iter_frames, read_wav
 from voxpipe.hookspecs import BackendContext
 from voxpipe.sim.voice import speech_like
 from voxpipe_local.espeak import EspeakOptions, EspeakTTS
 from voxpipe_local.sphinx import final_text, partial_text
-from voxpipe_local.sphinx_model import PocketsphinxOptions, SphinxModel
+from voxpipe_local.sphinx_model import Decoder, PocketsphinxOptions, SphinxModel
 from voxpipe_local.webrtc import WebRTCVAD, WebRTCVADOptions
 
 PHRASE = "Hello there. How can I help you today?"
 SAID = ["what's the weather like", "can you tell me the time", "hello how are you today"]
 VOCABULARY = [*SAID, "good morning", "what time is it", "thank you goodbye"]
+LIBRIVOX = Path(__file__).parent.parent / "tests" / "data" / "librivox"
+#: Phrases that are not in the clips, for a vocabulary that also holds theirs.
+DISTRACTORS = [
+    "what's the weather like",
+    "can you tell me the time",
+    "hello how are you today",
+    "good morning",
+    "what time is it",
+    "thank you goodbye",
+    "book a table for two",
+    "i would like to speak to someone",
+    "cancel my order",
+    "where is my parcel",
+    "play some music",
+    "turn off the lights",
+    "set an alarm for seven",
+    "how much does it cost",
+    "yes please",
+    "no thank you",
+]
 
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.2f} ms"
+
+
+async def _first_audio(stream: AsyncIterator[Any]) -> AsyncIterator[AudioFrame]:
+    """The stream's items up to its first audio frame: that frame alone."""
+    async for item in stream:
+        if isinstance(item, AudioFrame):
+            yield item
+            return
 
 
 async def espeak_figures(sample_rate: int, runs: int = 20) -> None:
@@ -36,9 +69,9 @@ async def espeak_figures(sample_rate: int, runs: int = 20) -> None:
     for _ in range(runs):
         start = time.perf_counter()
         async with aclosing(tts.synthesize(PHRASE)) as stream:
-            frames = [await anext(stream)]
+            frames = [item async for item in _first_audio(stream)]
             first.append(time.perf_counter() - start)
-            frames += [frame async for frame in stream]
+            frames += [item async for item in stream if isinstance(item, AudioFrame)]
         whole.append(time.perf_counter() - start)
     audio_s = len(frames) * 0.02
     print(
@@ -61,10 +94,12 @@ def vad_figures(sample_rate: int, frame_ms: int = 20) -> None:
     print(f"webrtcvad @ {sample_rate} Hz, {frame_ms} ms frames: {per_frame * 1e6:.1f} µs a frame")
 
 
-def rss_mb() -> float:
-    """This process's resident memory (C allocations included), MB."""
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return pages * 4096 / 1e6
+def memory_mb() -> tuple[float, float]:
+    """This process's resident memory (C allocations included) and the private part of it
+    (RssAnon: without the model files mapped from disk, which processes share), MB."""
+    status = dict(line.split(":") for line in Path("/proc/self/status").read_text().splitlines())
+    private, files = (int(status[key].split()[0]) / 1024 for key in ("RssAnon", "RssFile"))
+    return private + files, private
 
 
 def wer(reference: str, hypothesis: str) -> float:
@@ -80,18 +115,18 @@ def wer(reference: str, hypothesis: str) -> float:
 
 async def espeak_speech(text: str) -> Int16Array:
     tts = EspeakTTS(EspeakOptions(), BackendContext(16_000, 20))
-    return np.concatenate([frame.samples async for frame in tts.synthesize(text)])
+    return np.concatenate(
+        [f.samples async for f in tts.synthesize(text) if isinstance(f, AudioFrame)]
+    )
 
 
 def sphinx_figures(vocabulary: list[str], speech: list[Int16Array]) -> None:
     start = time.perf_counter()
     model = SphinxModel(PocketsphinxOptions(vocabulary=vocabulary))
     checked = time.perf_counter() - start
-    before = rss_mb()
     start = time.perf_counter()
     decoder = model.decoder()
     built = time.perf_counter() - start
-    memory = rss_mb() - before
     heard, busy, finals = [], 0.0, []
     for audio in speech:
         start = time.perf_counter()
@@ -106,10 +141,82 @@ def sphinx_figures(vocabulary: list[str], speech: list[Int16Array]) -> None:
     error = wer(" ".join(SAID), " ".join(heard))
     what = f"vocabulary of {len(vocabulary)} phrases" if vocabulary else "general language model"
     print(
-        f"pocketsphinx, {what}: start-up {ms(checked)} (backend) + {ms(built)} (decoder), "
-        f"{memory:.0f} MB a decoder; {audio_s / busy:.0f}x real time (RTF {busy / audio_s:.3f}), "
+        f"pocketsphinx, {what}: start-up {ms(checked)} (backend) + {ms(built)} (decoder); "
+        f"{audio_s / busy:.0f}x real time (RTF {busy / audio_s:.3f}), "
         f"final {ms(max(finals))} max after the audio; WER {error:.2f}: {heard}"
     )
+
+
+def decode(decoder: Decoder, audio: Int16Array) -> str:
+    """One utterance, in 20 ms frames with a hypothesis after each; its final text."""
+    decoder.start_utt()
+    for at in range(0, len(audio), 320):
+        partial_text(decoder, audio[at : at + 320].tobytes())
+    return final_text(decoder)
+
+
+def word_errors(reference: str, hypothesis: str) -> float:
+    """Word edits, lower case and without punctuation."""
+    hypothesis = re.sub(r"[^\w\s]", "", hypothesis.lower())
+    return wer(reference, hypothesis) * len(reference.split())
+
+
+def human_speech_figures(name: str, options: PocketsphinxOptions) -> None:
+    """WER over the LibriVox clips: each in a session of its own (a new decoder, as the
+    tests do), and the five in a row in one session (the decoder adapts to the voice)."""
+    clips = [read_wav(path)[0] for path in sorted(LIBRIVOX.glob("*.wav"))]
+    references = [path.read_text().strip() for path in sorted(LIBRIVOX.glob("*.txt"))]
+    words = sum(len(reference.split()) for reference in references)
+    audio_s = sum(len(clip) for clip in clips) / 16_000
+    model = SphinxModel(options)
+    start = time.perf_counter()
+    alone = [decode(model.decoder(), clip) for clip in clips]
+    alone_s = time.perf_counter() - start
+    decoder = model.decoder()
+    in_a_row = [decode(decoder, clip) for clip in clips]
+    for how, heard, busy in (("a session each", alone, alone_s), ("in one session", in_a_row, 0)):
+        errors = sum(map(word_errors, references, heard))
+        cost = f", RTF {busy / audio_s:.2f} with the decoders' start-up" if busy else ""
+        print(f"pocketsphinx on LibriVox, {name}, {how}: WER {errors / words:.3f}{cost}")
+        for text, reference in zip(heard, references, strict=True):
+            if text != reference:
+                print(f"    heard {text!r}")
+
+
+def session_costs(vocabulary: list[str], sessions: int) -> list[tuple[float, float, float]]:
+    """In a fresh process: each of ``sessions`` decoders' start-up (s), resident and private
+    memory (MB)."""
+    model = SphinxModel(PocketsphinxOptions(vocabulary=vocabulary))
+    decoders, costs = [], []  # every decoder is kept, as the sessions would keep theirs
+    for _ in range(sessions):
+        (resident, private), start = memory_mb(), time.perf_counter()
+        decoders.append(model.decoder())
+        built = time.perf_counter() - start
+        resident_after, private_after = memory_mb()
+        costs.append((built, resident_after - resident, private_after - private))
+    return costs
+
+
+def session_figures(vocabulary: list[str], sessions: int) -> None:
+    spawn = multiprocessing.get_context("spawn")  # a process that has loaded nothing yet
+    with spawn.Pool(1) as pool:
+        costs = pool.apply(session_costs, (vocabulary, sessions))
+    what = f"vocabulary of {len(vocabulary)} phrases" if vocabulary else "general language model"
+    (built, resident, private), *further = costs
+    line = (
+        f"pocketsphinx sessions, {what}, {sessions}: the first {ms(built)}, {resident:.1f} MB "
+        f"({private:.1f} MB private)"
+    )
+    if further:
+        built, resident, private = (
+            statistics.median(column) for column in zip(*further, strict=True)
+        )
+        total = sum(cost[1] for cost in costs)
+        line += (
+            f"; each further {ms(built)}, {resident:.1f} MB ({private:.1f} MB private); "
+            f"{total:.0f} MB in all, {total / sessions:.1f} MB a session"
+        )
+    print(line)
 
 
 def main() -> None:
@@ -124,6 +231,20 @@ def main() -> None:
     speech = [asyncio.run(espeak_speech(text)) for text in SAID]
     sphinx_figures(VOCABULARY, speech)
     sphinx_figures([], speech)
+    for sessions in (1, 10):
+        session_figures([], sessions)
+        session_figures(VOCABULARY, sessions)
+    references = [path.read_text().strip() for path in sorted(LIBRIVOX.glob("*.txt"))]
+    human_speech_figures("general language model", PocketsphinxOptions())
+    human_speech_figures("vocabulary of the 5", PocketsphinxOptions(vocabulary=references))
+    human_speech_figures(
+        "vocabulary of the 5, free words",
+        PocketsphinxOptions(vocabulary=references, free_words=True),
+    )
+    human_speech_figures(
+        f"vocabulary of the 5 and {len(DISTRACTORS)} others",
+        PocketsphinxOptions(vocabulary=[*DISTRACTORS, *references]),
+    )
 
 
 if __name__ == "__main__":

@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import subprocess
+import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -52,7 +56,9 @@ def test_wer_counts_word_edits() -> None:
 
 async def speech(text: str, sample_rate: int) -> Int16Array:
     tts = EspeakTTS(EspeakOptions(), BackendContext(sample_rate, 20))
-    return np.concatenate([frame.samples async for frame in tts.synthesize(text)])
+    return np.concatenate(
+        [f.samples async for f in tts.synthesize(text) if isinstance(f, AudioFrame)]
+    )
 
 
 async def say(stream: PocketsphinxStream, texts: Sequence[str], sample_rate: int) -> None:
@@ -207,6 +213,37 @@ async def test_audio_waiting_for_the_worker_is_decoded_in_batches(
     assert finals(events) == PHRASES[:1]
     # All the audio was pushed at once: the worker took it BATCH_MS (plus a frame) at a time.
     assert max(batches) <= sphinx.BATCH_MS + 20 and len(batches) < sum(batches) / 50
+
+
+_DECODER_MEMORY = """
+import json
+from pathlib import Path
+from voxpipe_local.sphinx_model import PocketsphinxOptions, SphinxModel
+
+def private_mb():
+    status = Path("/proc/self/status").read_text().splitlines()
+    return next(int(line.split()[1]) for line in status if line.startswith("RssAnon:")) / 1024
+
+model, decoders, costs = SphinxModel(PocketsphinxOptions()), [], []
+for _ in range(3):
+    before = private_mb()
+    decoders.append(model.decoder())
+    costs.append(private_mb() - before)
+print(json.dumps(costs))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
+def test_decoders_share_the_general_language_model() -> None:
+    """In a fresh process (no freed memory to reuse): the first decoder loads the language
+    model, the next ones use it (private memory, which the C allocations are)."""
+    run = subprocess.run(
+        [sys.executable, "-c", _DECODER_MEMORY], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    first, *further = json.loads(run.stdout)
+    # Measured: 87.6 MB, then 55.5 MB each (the language model is ~35 MB).
+    assert first > 60 and all(cost < first - 25 for cost in further), (first, further)
 
 
 def test_an_empty_phrase_is_an_option_error() -> None:

@@ -16,7 +16,8 @@ plugin API v2 surface (a v1 backend through the core's adapter)::
         def make_backend(self, control, context): ...
         def make_failing_backend(self, failure, context): ...
 
-``SinkContract`` does the same for an audio sink (``make_sink(sample_rate)``). See
+``SinkContract`` does the same for an audio sink (``make_sink(sample_rate)``), and
+``VADContract`` for a VAD (``backend_name`` and ``distribution`` are enough). See
 CONTRIBUTING.md for the whole guide.
 """
 
@@ -28,6 +29,7 @@ from voxpipe.testing.contracts import (
     check_alignment,
 )
 from voxpipe.testing.control import Failure, ServerControl
+from voxpipe.testing.vad_contract import VADContract, voiced_speech
 
 __all__ = [
     "ASRContract",
@@ -36,5 +38,7 @@ __all__ = [
     "ServerControl",
     "SinkContract",
     "TTSContract",
+    "VADContract",
     "check_alignment",
+    "voiced_speech",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from voxpipe import PLUGIN_API_VERSION, BackendSpec, hookimpl
 from voxpipe_local.espeak import EspeakOptions, EspeakTTS
 from voxpipe_local.rules import RulesLLM, RulesOptions
+from voxpipe_local.silero import SileroVAD, SileroVADOptions
 from voxpipe_local.sphinx import PocketsphinxASR
 from voxpipe_local.sphinx_model import PocketsphinxOptions
 from voxpipe_local.webrtc import WebRTCVAD, WebRTCVADOptions
@@ -51,6 +52,15 @@ def voxpipe_backends() -> list[BackendSpec]:
             WebRTCVADOptions,
             PLUGIN_API_VERSION,
             description="the WebRTC voice activity detector (GMM), offline",
+            virtual_time=True,
+        ),
+        BackendSpec(
+            "vad",
+            "silero",
+            SileroVAD,
+            SileroVADOptions,
+            PLUGIN_API_VERSION,
+            description="the Silero VAD neural network (ONNX), for noisy audio, offline",
             virtual_time=True,
         ),
     ]

@@ -2,15 +2,16 @@
 session's VAD marking the utterances (``voxpipe_local.sphinx_model`` says what it decodes
 with).
 
-Each stream has its own decoder and one worker thread that does all of its work (building
-the decoder, decoding, finalizing), in order, through ``run_in_executor`` (what looptime,
-the virtual clock, waits for): the event loop only hands it audio. Between utterances the
-stream keeps the last ``KEEP_MS`` of audio; when the speech starts, what lies from
-``PREROLL_MS`` before it on is decoded, then every frame as it comes (what waits for the
-worker, in batches of up to ``BATCH_MS``), and a partial transcript is yielded whenever the
-hypothesis changes; ``speech_ended`` ends the utterance and yields the final one. Closing
-the stream or cancelling its consumer stops the worker once the piece of work in hand is
-done (a batch's decoding: a few ms).
+Each stream has its own decoder (the general language model in it is the process's one,
+shared) and one worker thread that does all of its work (building the decoder, decoding,
+finalizing), in order, through ``run_in_executor`` (what looptime, the virtual clock, waits
+for): the event loop only hands it audio. Between utterances the stream keeps the last
+``KEEP_MS`` of audio; when the speech starts, what lies from ``PREROLL_MS`` before it on is
+decoded, then every frame as it comes (what waits for the worker, in batches of up to
+``BATCH_MS``), and a partial transcript is yielded whenever the hypothesis changes;
+``speech_ended`` ends the utterance and yields the final one. Closing the stream or
+cancelling its consumer stops the worker once the piece of work in hand is done (a batch's
+decoding: a few ms).
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ class PocketsphinxASR:
         return PocketsphinxStream(self.model)
 
     async def aclose(self) -> None:
-        """Nothing is held across streams: each stream's decoder and thread are its own."""
+        """Nothing to release: each stream's decoder and thread are its own, and the general
+        language model stays loaded for the process's other sessions."""
 
 
 class PocketsphinxStream:
