@@ -35,7 +35,7 @@ dist: $(STAMP)
 $(STAMP): pyproject.toml $(PLUGINS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]' $(foreach p,$(PLUGINS),-e '$(dir $(p))[test]')
+	$(BIN)/python -m pip install --quiet -e '.[test,serve]' $(foreach p,$(PLUGINS),-e '$(dir $(p))[test]')
 	touch $(STAMP)
 
 clean:

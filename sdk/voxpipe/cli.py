@@ -112,12 +112,45 @@ def _parser() -> argparse.ArgumentParser:
     bench_module.add_arguments(bench)
     bench.set_defaults(handler=bench_module.run_and_report)
 
+    serve = commands.add_parser(
+        "serve",
+        help="the agent behind a WebSocket, one session per connection (needs voxpipe[serve])",
+        description="Serve the configured agent over WebSocket (/ws; protocol in "
+        "docs/serve-protocol.md) with /healthz, /readyz and /metrics. SIGTERM drains: new "
+        "sessions are refused, live ones are told and given --grace-s seconds.",
+    )
+    serve.add_argument("--config", type=Path, required=True, help="agent config (TOML)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8765, help="port (0: any free one)")
+    for flag, kind, text in SERVE_LIMITS:
+        metavar = "N" if kind is int else "S"
+        serve.add_argument(flag, type=kind, default=argparse.SUPPRESS, metavar=metavar, help=text)
+    serve.set_defaults(handler=_serve)
+
     report = commands.add_parser("report", help="tables and a plot from a saved metrics file")
     report.add_argument("metrics", type=Path, help="a metrics JSON written with --json")
     report.add_argument("--plot", type=Path, help="write a timeline PNG here")
     _add_verbosity(report)
     report.set_defaults(handler=_report)
     return parser
+
+
+#: ``voxpipe serve``'s limit flags: (flag, type, help); each sets the ``Limits`` field of
+#: its name.
+SERVE_LIMITS: tuple[tuple[str, type, str], ...] = (
+    ("--max-sessions", int, "sessions at once; more are refused (default 20)"),
+    ("--max-session-s", float, "longest session, seconds (default 3600)"),
+    ("--idle-timeout-s", float, "end a session whose client sends nothing this long (default 30)"),
+    ("--grace-s", float, "on SIGTERM, how long live sessions may go on (default 30)"),
+)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from voxpipe.serve import Limits, run  # the serve extra: a clear error without it
+
+    names = (flag[2:].replace("-", "_") for flag, _, _ in SERVE_LIMITS)
+    limits = Limits(**{name: getattr(args, name) for name in names if hasattr(args, name)})
+    return run(args.config, args.host, args.port, limits)
 
 
 def _add_verbosity(command: argparse.ArgumentParser) -> None:
