@@ -454,3 +454,23 @@ async def test_the_history_window_bounds_every_request_over_a_thousand_turns() -
     assert max(chars for _, chars in llm.sizes) <= len("Be brief.") + 300
     last = llm.sizes[-1]
     assert last[0] == 11  # the window is full, not empty, at the end
+
+
+@pytest.mark.looptime
+async def test_a_replys_text_grows_as_the_llm_writes_it() -> None:
+    slow = SimLLM(
+        SimLLMOptions(first_token_ms=100, tokens_per_second=5, responses={"default": REPLY})
+    )
+    agent = make_agent(llm=slow)
+    seen: list[str] = []
+    session = agent.session(SimSpeechSource(["what's the weather"]))
+
+    def on_state(change: object) -> None:
+        if getattr(change, "new", None) == AgentState.SPEAKING:
+            seen.append(session.replies[-1].text)  # the first phrase plays, the LLM writes on
+
+    session.on("state", on_state)
+    metrics = await session.run()
+    (turn,) = metrics.turns
+    assert turn.agent_text == REPLY
+    assert seen and seen[0] and REPLY.startswith(seen[0]) and len(seen[0]) < len(REPLY)

@@ -370,6 +370,7 @@ class Reply:
                         if not parts:
                             self._stamp("llm_first_token")
                         parts.append(event.text)
+                        self.text += event.text
                         out.put(event.text)
                     elif kind is Usage and turn is not None:
                         turn.metrics.extra["llm_usage"] = event.to_dict()

@@ -264,8 +264,8 @@ class Connection:
         self._send(protocol.clear(at_ms))
 
     def _send_agent_text(self) -> None:
-        """The text of the reply playing, when it is known and new or has grown (a reply's
-        text is known once its LLM has written it all; a ``say`` has it from the start)."""
+        """The text of the reply playing, when it is new or has grown since it was last sent
+        (a reply's text grows as its LLM writes it; a ``say`` has it from the start)."""
         session = self.session
         reply = next((r for r in session.replies if r.playing), None) if session else None
         if reply is None or not reply.text or self._spoken == (reply, len(reply.text)):
