@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import mimetypes
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route, WebSocketRoute
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from voxpipe.agent import VoiceAgent
@@ -25,6 +28,10 @@ WEBSOCKET_PATH = "/ws"
 HEALTH_PATH = "/healthz"
 READY_PATH = "/readyz"
 METRICS_PATH = "/metrics"
+PAGE_PATH = "/"  # the page to talk to the agent; its files under /static
+STATIC_DIR = Path(__file__).parent / "static"
+# Module scripts need a JavaScript type; some systems' mime tables map .js to text/plain.
+mimetypes.add_type("text/javascript", ".js")
 
 log = logging.getLogger("voxpipe.serve")
 
@@ -120,6 +127,9 @@ def create_app(server: VoiceServer) -> Starlette:
     async def metrics(request: Request) -> Response:
         return Response(server.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
+    async def page(request: Request) -> Response:
+        return FileResponse(STATIC_DIR / "index.html")
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
@@ -131,6 +141,8 @@ def create_app(server: VoiceServer) -> Starlette:
             Route(HEALTH_PATH, health),
             Route(READY_PATH, ready),
             Route(METRICS_PATH, metrics),
+            Route(PAGE_PATH, page),
+            Mount("/static", StaticFiles(directory=STATIC_DIR)),
         ],
         lifespan=lifespan,
     )

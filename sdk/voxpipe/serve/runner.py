@@ -101,7 +101,7 @@ def run(config_path: Path, host: str, port: int, limits: Limits) -> int:
         address = await server.started_on(sock)
         print(
             f"voxpipe serve: listening on {address} (WebSocket {WEBSOCKET_PATH}); "
-            f"up to {limits.max_sessions} sessions",
+            f"up to {limits.max_sessions} sessions; talk to the agent at {address}/",
             file=sys.stderr,
             flush=True,
         )
