@@ -115,8 +115,8 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser(
         "serve",
         help="the agent behind a WebSocket, one session per connection (needs voxpipe[serve])",
-        description="Serve the configured agent over WebSocket (/ws; protocol in "
-        "docs/serve-protocol.md) with /healthz, /readyz and /metrics. SIGTERM drains: new "
+        description="Serve the configured agent over WebSocket (/ws; the protocol is in "
+        "README.md, 'voxpipe serve') with /healthz, /readyz and /metrics. SIGTERM drains: new "
         "sessions are refused, live ones are told and given --grace-s seconds.",
     )
     serve.add_argument("--config", type=Path, required=True, help="agent config (TOML)")

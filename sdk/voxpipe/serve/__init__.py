@@ -1,6 +1,6 @@
-"""``voxpipe serve``: the agent behind a WebSocket, one Session per connection (the protocol:
-docs/serve-protocol.md), with health, readiness and Prometheus metrics. Needs the ``serve``
-extra: ``pip install 'voxpipe[serve]'``."""
+"""``voxpipe serve``: the agent behind a WebSocket, one Session per connection (the
+protocol: README.md, "The wire protocol"), with health, readiness and Prometheus metrics.
+Needs the ``serve`` extra: ``pip install 'voxpipe[serve]'``."""
 
 from voxpipe.errors import UsageError
 

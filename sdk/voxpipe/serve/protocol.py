@@ -1,5 +1,6 @@
-"""The wire protocol of ``voxpipe serve`` (docs/serve-protocol.md): the client's JSON messages,
-validated, and the server's JSON events, built from the session's event payloads.
+"""The wire protocol of ``voxpipe serve`` (README.md, "The wire protocol"): the client's
+JSON messages, validated, and the server's JSON events, built from the session's event
+payloads.
 
 Binary messages carry audio both ways: PCM16 little-endian mono, the client's at the rate its
 ``start`` announced, the server's at the output rate.

@@ -1,5 +1,5 @@
 // The voxpipe serve page: talk to the agent over the WebSocket protocol
-// (docs/serve-protocol.md). The microphone streams from `start` to `stop`, silence
+// (README.md, "The wire protocol"). The microphone streams from `start` to `stop`, silence
 // included; the agent's audio plays through a queue that `clear` (barge-in) empties.
 
 import { drawTurn, STAGE_COLOURS, VERDICT_COLOURS } from "./timeline.js";
