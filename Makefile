@@ -1,6 +1,6 @@
 # `make demo` and `make test` set everything up on a fresh machine, then run. `make test`
-# also installs Debian's chromium for the browser test when it can (`make browser`, as root);
-# when it cannot, that test is skipped and says how to install it.
+# also installs the Debian tools some tests drive (chromium, espeak-ng) when it can (`make
+# tools`, as root); when it cannot, those tests are skipped and say how to install them.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,16 +8,16 @@ STAMP := $(VENV)/.installed
 PLUGINS := $(wildcard plugins/*/pyproject.toml examples/*/pyproject.toml)
 PY_DIRS := $(wildcard sdk tests examples plugins benchmarks scripts)
 
-.PHONY: demo test lint typecheck unit setup dist clean browser
+.PHONY: demo test lint typecheck unit setup dist clean tools
 
 demo: $(STAMP)
 	$(BIN)/voxpipe demo --json out/demo.json --plot out/demo.png --record out/demo-call.wav
 
-test: $(STAMP) browser lint typecheck unit
+test: $(STAMP) tools lint typecheck unit
 
-# The browser of tests/test_serve_browser.py (never fails: without it the test skips).
-browser:
-	sh scripts/install-browser.sh
+# Debian tools some tests drive (never fails: without one, its tests skip and say why).
+tools:
+	sh scripts/install-debian-tools.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check $(PY_DIRS)

@@ -38,7 +38,7 @@ CHROMIUM = find_chromium()
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None,
     reason="no Chromium (neither `chromium` on PATH nor /usr/bin/chromium): the browser test "
-    "needs Debian's chromium package: `make browser` (scripts/install-browser.sh) as root, "
+    "needs Debian's chromium package: `make tools` (scripts/install-debian-tools.sh) as root, "
     "or `sudo apt-get install chromium`",
 )
 
