@@ -8,13 +8,16 @@ compared with the theoretical minimum for voxpipe's phrase policy:
     ASR final delay + LLM first token + time to the token completing the first phrase + TTS TTFB
 
 Overhead = measured - minimum. Each level of N runs in a fresh child process so memory and
-garbage-collector figures belong to that level alone.
+garbage-collector figures belong to that level alone. With ``--floor`` each level also runs
+the same conversations glued with bare asyncio (``voxpipe.bench_floor``), and voxpipe's
+figures are given as ratios to that floor's.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import json
 import os
@@ -23,12 +26,13 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from voxpipe.agent import VoiceAgent
+from voxpipe import bench_floor
+from voxpipe.agent import DEFAULT_LOOKAHEAD_MS, VoiceAgent
 from voxpipe.audio import AudioFrame
 from voxpipe.clock import SessionClock
 from voxpipe.io.simspeech import SimSpeechSource
@@ -107,9 +111,12 @@ class EdgeSink:
         return None
 
 
-def build_agent(reply: str = REPLY) -> VoiceAgent:
-    """One agent for every session of a level: its sim backends are shared objects."""
-    return VoiceAgent(
+TURNS = TurnSettings(endpoint_ms=ASR_ENDPOINT_MS)
+
+
+def sim_backends(reply: str = REPLY) -> tuple[SimASR, SimLLM, SimTTS]:
+    """The bench's ASR, LLM and TTS, with its fixed latencies."""
+    return (
         SimASR(SimASROptions(finalization_ms=ASR_FINALIZATION_MS)),
         SimLLM(
             SimLLMOptions(
@@ -119,8 +126,30 @@ def build_agent(reply: str = REPLY) -> VoiceAgent:
             )
         ),
         SimTTS(SimTTSOptions(first_chunk_ms=TTS_FIRST_CHUNK_MS, speed=TTS_SPEED)),
-        turns=TurnSettings(endpoint_ms=ASR_ENDPOINT_MS),
     )
+
+
+def build_agent(reply: str = REPLY) -> VoiceAgent:
+    """One agent for every session of a level: its sim backends are shared objects."""
+    return VoiceAgent(*sim_backends(reply), turns=TURNS, lookahead_ms=DEFAULT_LOOKAHEAD_MS)
+
+
+Conversation = Callable[[EdgeSource, EdgeSink], Awaitable[Any]]
+
+
+def conversation(reply: str = REPLY, *, floor: bool = False) -> Conversation:
+    """What holds one conversation over a source and a sink: voxpipe's agent, or the bare
+    asyncio floor on the same (shared) sim backends and settings."""
+    if not floor:
+        return build_agent(reply).run
+    asr, llm, tts = sim_backends(reply)
+
+    async def converse(source: EdgeSource, sink: EdgeSink) -> int:
+        return await bench_floor.converse(
+            source, sink, asr, llm, tts, turns=TURNS, lookahead_ms=DEFAULT_LOOKAHEAD_MS
+        )
+
+    return converse
 
 
 @dataclass
@@ -187,8 +216,11 @@ async def _lag_monitor(lags: list[float], interval: float = 0.05) -> None:
         lags.append((time.perf_counter() - t0 - interval) * 1000.0)
 
 
-async def run_level(sessions: int, *, turns: int, gc_freeze: bool, seed: int = 0) -> LevelResult:
-    """Run ``sessions`` concurrent conversations of ``turns`` turns; measure from outside."""
+async def run_level(
+    sessions: int, *, turns: int, gc_freeze: bool, seed: int = 0, floor: bool = False
+) -> LevelResult:
+    """Run ``sessions`` concurrent conversations of ``turns`` turns; measure from outside.
+    ``floor``: the bare-asyncio floor holds them instead of voxpipe."""
     rng = random.Random(seed)
     gc_pauses: list[float] = []
     gc_started: list[float] = []
@@ -201,10 +233,11 @@ async def run_level(sessions: int, *, turns: int, gc_freeze: bool, seed: int = 0
 
     lateness, wake_cpu_us = await _timer_cost()  # on the idle loop, before the sessions
     lines = [LINES[i % len(LINES)] for i in range(turns)]
-    warm = build_agent("Okay.")  # one-time costs (imports, cached voices) stay out of the run
-    await warm.run(SimSpeechSource(["hi"], lead_ms=0, pause_ms=0), None)
+    warm = conversation("Okay.", floor=floor)  # one-time costs stay out of the run
+    warm_source = EdgeSource(SimSpeechSource(["hi"], lead_ms=0, pause_ms=0))
+    await warm(warm_source, EdgeSink(warm_source))
     baseline = _rss_kib()
-    agent = build_agent()
+    converse = conversation(floor=floor)
     sources = [
         EdgeSource(SimSpeechSource(lines, lead_ms=400 + rng.uniform(0, START_SPREAD_MS)))
         for _ in range(sessions)
@@ -226,7 +259,7 @@ async def run_level(sessions: int, *, turns: int, gc_freeze: bool, seed: int = 0
     sampler = asyncio.create_task(sample_rss())
     cpu0, wall0 = time.process_time(), time.perf_counter()
     results = await asyncio.gather(
-        *(agent.run(src, sink) for src, sink in zip(sources, sinks, strict=True)),
+        *(converse(src, sink) for src, sink in zip(sources, sinks, strict=True)),
         return_exceptions=True,
     )
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
@@ -282,11 +315,54 @@ def _f(value: float | int | None) -> float | None:
 def _child(args: argparse.Namespace) -> None:
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
-    level = run_level(args.sessions, turns=args.turns, gc_freeze=args.gc_freeze)
+    level = run_level(args.sessions, turns=args.turns, gc_freeze=args.gc_freeze, floor=args.floor)
     with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
         result = runner.run(level)
-    result.settings = {"loop": args.loop, "gc_freeze": args.gc_freeze, "cpu": args.cpu}
+    result.settings = {
+        "loop": args.loop,
+        "gc_freeze": args.gc_freeze,
+        "cpu": args.cpu,
+        "pipeline": "floor" if args.floor else "voxpipe",
+    }
     print(json.dumps(asdict(result)))
+
+
+def run_child(
+    sessions: int,
+    *,
+    turns: int,
+    loop: str,
+    gc_freeze: bool,
+    cpu: int | None,
+    console: Any,
+    floor: bool = False,
+) -> LevelResult:
+    """One level in a fresh child process (voxpipe, or the floor)."""
+    command = [
+        sys.executable,
+        "-m",
+        "voxpipe.bench",
+        "--child",
+        "--sessions",
+        str(sessions),
+        "--turns",
+        str(turns),
+        "--loop",
+        loop,
+        "--gc-freeze" if gc_freeze else "--no-gc-freeze",
+    ]
+    if cpu is not None:
+        command += ["--cpu", str(cpu)]
+    if floor:
+        command.append("--floor")
+    what = "the floor" if floor else "voxpipe"
+    with console.status(f"{what}: {sessions} concurrent session(s), {turns} turns each..."):
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark child ({what}, N={sessions}) failed:\n{done.stderr}")
+    result = LevelResult(**json.loads(done.stdout.strip().splitlines()[-1]))
+    console.print(f"{what}, {_row_text(result)}" if floor else _row_text(result))
+    return result
 
 
 def run_levels(
@@ -299,33 +375,36 @@ def run_levels(
     console = Console(stderr=True)
     results: list[LevelResult] = []
     for n in levels:
-        command = [
-            sys.executable,
-            "-m",
-            "voxpipe.bench",
-            "--child",
-            "--sessions",
-            str(n),
-            "--turns",
-            str(turns),
-            "--loop",
-            loop,
-            "--gc-freeze" if gc_freeze else "--no-gc-freeze",
-        ]
-        if cpu is not None:
-            command += ["--cpu", str(cpu)]
-        with console.status(f"{n} concurrent session(s), {turns} turns each..."):
-            done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise RuntimeError(f"benchmark child for N={n} failed:\n{done.stderr}")
-        result = LevelResult(**json.loads(done.stdout.strip().splitlines()[-1]))
+        result = run_child(n, turns=turns, loop=loop, gc_freeze=gc_freeze, cpu=cpu, console=console)
         results.append(result)
-        console.print(_row_text(result))
-        if (
-            result.overhead_p99_ms or 0
-        ) > P99_LIMIT_MS or result.cpu_percent > CPU_SATURATED_PERCENT:
+        if _saturated(result) or (result.overhead_p99_ms or 0) > P99_LIMIT_MS:
             break
     return results
+
+
+def run_floor_levels(
+    levels: Sequence[int], *, turns: int, loop: str, gc_freeze: bool, cpu: int | None
+) -> list[tuple[LevelResult, LevelResult]]:
+    """Each level twice, the floor then voxpipe, each in its own child process with the same
+    sessions; until voxpipe saturates the CPU. (voxpipe, floor) pairs."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    pairs: list[tuple[LevelResult, LevelResult]] = []
+    for n in levels:
+        child = functools.partial(
+            run_child, n, turns=turns, loop=loop, gc_freeze=gc_freeze, cpu=cpu, console=console
+        )
+        floor = child(floor=True)
+        voxpipe = child()
+        pairs.append((voxpipe, floor))
+        if _saturated(voxpipe):
+            break
+    return pairs
+
+
+def _saturated(result: LevelResult) -> bool:
+    return result.cpu_percent > CPU_SATURATED_PERCENT
 
 
 def _row_text(r: LevelResult) -> str:
@@ -388,6 +467,48 @@ def breakdown_table(results: Sequence[LevelResult]) -> Any:
     return table
 
 
+#: The figures ``--floor`` compares: (column, LevelResult field).
+FLOOR_FIGURES = (
+    ("overhead p50 ms", "overhead_p50_ms"),
+    ("overhead p99 ms", "overhead_p99_ms"),
+    ("CPU s / session-min", "cpu_s_per_session_minute"),
+)
+
+
+def floor_ratios(voxpipe: LevelResult, floor: LevelResult) -> dict[str, float | None]:
+    """voxpipe / floor for each compared figure (None when the floor's is not above 0)."""
+    ratios: dict[str, float | None] = {}
+    for _, name in FLOOR_FIGURES:
+        ours, theirs = getattr(voxpipe, name), getattr(floor, name)
+        ratios[name] = ours / theirs if ours is not None and theirs and theirs > 0 else None
+    return ratios
+
+
+def floor_table(pairs: Sequence[tuple[LevelResult, LevelResult]], title: str) -> Any:
+    """voxpipe beside the bare-asyncio floor, level by level, and their ratios."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("sessions", justify="right")
+    table.add_column("CPU % voxpipe / floor", justify="right")
+    for column, _ in FLOOR_FIGURES:
+        for who in ("voxpipe", "floor", "ratio"):
+            table.add_column(f"{column} {who}", justify="right")
+    for voxpipe, floor in pairs:
+        ratios = floor_ratios(voxpipe, floor)
+        cells = []
+        for _, name in FLOOR_FIGURES:
+            ratio = ratios[name]
+            cells += [
+                _fmt(getattr(voxpipe, name)),
+                _fmt(getattr(floor, name)),
+                "—" if ratio is None else f"{ratio:.2f}x",
+            ]
+        cpu = f"{voxpipe.cpu_percent:.0f} / {floor.cpu_percent:.0f}"
+        table.add_row(str(voxpipe.sessions), cpu, *cells)
+    return table
+
+
 def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
 
@@ -426,6 +547,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="gc.freeze() after start-up (default on)",
     )
     parser.add_argument("--cpu", type=int, help="pin the sessions to this CPU (like taskset -c)")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also run each level glued with bare asyncio (no voxpipe orchestration) and give "
+        "voxpipe's overhead and CPU as ratios to that floor's; levels go up until voxpipe "
+        "saturates the CPU",
+    )
     parser.add_argument("--json", type=Path, help="write the results here")
 
 
@@ -451,25 +579,37 @@ def run_and_report(args: argparse.Namespace) -> int:
         return tail.run_and_report(args)
     args.turns = args.turns or DEFAULT_TURNS
     loop_factory(args.loop)  # a missing uvloop is a usage error, before any child starts
-    results = run_levels(
-        args.sessions, turns=args.turns, loop=args.loop, gc_freeze=args.gc_freeze, cpu=args.cpu
-    )
     where = f"CPU {args.cpu}" if args.cpu is not None else f"{os.cpu_count()} CPUs"
-    title = (
-        f"voxpipe orchestrator overhead ({args.loop}, gc.freeze {'on' if args.gc_freeze else 'off'}"
-        f", {where}; minimum TTFA {minimum_ttfa_ms():.0f} ms)"
+    conditions = (
+        f"{args.loop}, gc.freeze {'on' if args.gc_freeze else 'off'}, {where}; "
+        f"minimum TTFA {minimum_ttfa_ms():.0f} ms"
     )
     console = Console(width=None if sys.stdout.isatty() else 150)
-    console.print(results_table(results, title))
+    turns, loop, gc_freeze, cpu = args.turns, args.loop, args.gc_freeze, args.cpu
+    pairs: list[tuple[LevelResult, LevelResult]] = []
+    if args.floor:
+        pairs = run_floor_levels(
+            args.sessions, turns=turns, loop=loop, gc_freeze=gc_freeze, cpu=cpu
+        )
+        results = [voxpipe for voxpipe, _ in pairs]
+        console.print(floor_table(pairs, f"voxpipe against the bare-asyncio floor ({conditions})"))
+    else:
+        results = run_levels(args.sessions, turns=turns, loop=loop, gc_freeze=gc_freeze, cpu=cpu)
+        console.print(results_table(results, f"voxpipe orchestrator overhead ({conditions})"))
     console.print(breakdown_table(results))
+    report: dict[str, Any] = {
+        "minimum_ttfa_ms": minimum_ttfa_ms(),
+        "results": [asdict(r) for r in results],
+    }
+    if args.floor:
+        report["floor"] = [asdict(floor) for _, floor in pairs]
+        report["ratios"] = [
+            {"sessions": voxpipe.sessions, **floor_ratios(voxpipe, floor)}
+            for voxpipe, floor in pairs
+        ]
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(
-            json.dumps(
-                {"minimum_ttfa_ms": minimum_ttfa_ms(), "results": [asdict(r) for r in results]},
-                indent=2,
-            )
-        )
+        args.json.write_text(json.dumps(report, indent=2))
     return 0
 
 
