@@ -68,6 +68,8 @@ class Connection:
         self._room = asyncio.Event()
         self._gone = False  # the socket is closed: nothing more can be sent
         self._spoken: tuple[object, int] = (None, 0)  # the reply whose text was sent, its length
+        self._last_message = 0.0  # loop time of the client's last message
+        self._idle_timer: asyncio.TimerHandle | None = None
 
     async def run(self, refusal: Ending | None) -> None:
         """Hold the connection until it ends (``refusal``: accept only to say why not)."""
@@ -104,28 +106,38 @@ class Connection:
     # --- the client's messages ----------------------------------------------------------
 
     async def _read(self) -> None:
-        receive = self.websocket.receive
-        while True:
-            try:
-                if self._stopped:  # the session ends on its own now
-                    message = await receive()
-                else:
-                    async with asyncio.timeout(self.limits.idle_timeout_s):
-                        message = await receive()
-            except TimeoutError:
-                idle = self.limits.idle_timeout_s
-                self.end(Ending("idle_timeout", f"no message from the client for {idle:g} s"))
-                return
-            if message["type"] == "websocket.disconnect":
-                self._lost(Ending("client_left", "the client closed the connection"))
-                return
-            try:
-                if message.get("bytes") is not None:
-                    self._on_audio(message["bytes"])
-                elif message.get("text") is not None:
-                    self._on_text(message["text"])
-            except ProtocolError as error:
-                self._on_error(error)
+        receive, loop = self.websocket.receive, asyncio.get_running_loop()
+        self._last_message = loop.time()
+        self._idle_timer = loop.call_later(self.limits.idle_timeout_s, self._check_idle)
+        try:
+            while True:
+                message = await receive()
+                self._last_message = loop.time()
+                if message["type"] == "websocket.disconnect":
+                    self._lost(Ending("client_left", "the client closed the connection"))
+                    return
+                try:
+                    if message.get("bytes") is not None:
+                        self._on_audio(message["bytes"])
+                    elif message.get("text") is not None:
+                        self._on_text(message["text"])
+                except ProtocolError as error:
+                    self._on_error(error)
+        finally:
+            self._idle_timer.cancel()
+
+    def _check_idle(self) -> None:
+        """The idle limit, one timer per idle period rather than one per message: ends the
+        connection when the client has sent nothing for ``idle_timeout_s`` (until ``stop``:
+        the session then ends on its own)."""
+        if self._stopped:
+            return
+        loop, idle = asyncio.get_running_loop(), self.limits.idle_timeout_s
+        quiet = loop.time() - self._last_message
+        if quiet >= idle:
+            self.end(Ending("idle_timeout", f"no message from the client for {idle:g} s"))
+        else:
+            self._idle_timer = loop.call_later(idle - quiet, self._check_idle)
 
     def _on_audio(self, data: bytes) -> None:
         source = self._source
