@@ -5,13 +5,11 @@ the turns cut by webrtcvad. Under --virtual-time (every backend allows it)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from voxpipe_cli import voxpipe
 
 from voxpipe.audio import AudioFrame, read_wav, write_wav
 from voxpipe.hookspecs import BackendContext
@@ -44,16 +42,7 @@ async def test_a_spoken_question_is_heard_answered_and_spoken(tmp_path: Path) ->
     (tmp_path / "local.toml").write_text(CONFIG)
     command = ["run", "--virtual-time", "--config", "local.toml", "--input", "in.wav"]
     command += ["--output", "out.wav", "--json", "run.json"]
-    done = subprocess.run(
-        [sys.executable, "-m", "voxpipe.cli", *command],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env=os.environ | {"COLUMNS": "200"},
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    voxpipe(*command, cwd=tmp_path)
     metrics = json.loads((tmp_path / "run.json").read_text())
     (turn,) = metrics["turns"]
     assert turn["user_text"] == SAID and turn["outcome"] == "ok"

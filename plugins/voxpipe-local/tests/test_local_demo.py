@@ -4,14 +4,12 @@ them, the rules LLM answers and espeak-ng speaks: real audio in and out, offline
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import soundfile
+from voxpipe_cli import voxpipe
 
 from voxpipe.demo import DEMO_LINES, words
 
@@ -19,16 +17,7 @@ from voxpipe.demo import DEMO_LINES, words
 def test_the_local_demo_hears_every_line_and_answers_it_aloud(tmp_path: Path) -> None:
     command = ["demo", "--local", "--virtual-time", "--json", "m.json"]
     command += ["--record", "call.wav", "--plot", "t.png"]
-    done = subprocess.run(
-        [sys.executable, "-m", "voxpipe.cli", *command],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        env=os.environ | {"COLUMNS": "160"},
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    out = voxpipe(*command, cwd=tmp_path)
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert metrics["session"]["backends"] == {
         "asr": "pocketsphinx",
@@ -45,7 +34,6 @@ def test_the_local_demo_hears_every_line_and_answers_it_aloud(tmp_path: Path) ->
         assert 200 <= turn["latency_ms"]["time_to_first_audio"] < 500
 
     # What was said, beside what was heard, in the terminal.
-    out = done.stdout
     for line in DEMO_LINES:
         assert re.search(rf"{re.escape(line)} +=  ?{re.escape(words(line))}", out), out
 

@@ -5,12 +5,10 @@ speaks, offline, under --virtual-time."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
+from voxpipe_cli import voxpipe
 
 from voxpipe.audio import read_wav
 
@@ -37,16 +35,7 @@ def test_a_recorded_sentence_is_transcribed_answered_and_spoken(tmp_path: Path) 
     (tmp_path / "local.toml").write_text(CONFIG.format(said=said))
     command = ["run", "--virtual-time", "--config", "local.toml", "--input", f"{CLIP}.wav"]
     command += ["--output", "out.wav", "--json", "run.json"]
-    done = subprocess.run(
-        [sys.executable, "-m", "voxpipe.cli", *command],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env=os.environ | {"COLUMNS": "200"},
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    voxpipe(*command, cwd=tmp_path)
     (turn,) = json.loads((tmp_path / "run.json").read_text())["turns"]
     assert turn["user_text"] == said  # "he was not an ill disposed young man"
     assert turn["agent_text"] == "I heard you." and turn["outcome"] == "ok"
