@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import selectors
+import subprocess
+import sys
 
 import pytest
 
@@ -128,3 +130,13 @@ def test_the_tail_benchmark_compares_the_policies(tmp_path) -> None:  # type: ig
     # tail, and a filler makes the first sound come no later than the deadline's.
     assert fallback["first_audio_ms"]["p99"] <= warn["first_audio_ms"]["p99"]
     assert filler["first_sound_ms"]["p99"] <= warn["first_sound_ms"]["p99"]
+
+
+def test_freeze_gc_hides_start_up_objects_and_makes_full_collections_rarer() -> None:
+    code = (
+        "import gc; from voxpipe.runtime import GC_THRESHOLDS, freeze_gc; "
+        "before = gc.get_threshold(); freeze_gc(); "
+        "print(before, gc.get_threshold() == GC_THRESHOLDS, gc.get_freeze_count() > 1000)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["(700,", "10,", "10)", "True", "True"]

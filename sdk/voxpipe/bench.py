@@ -37,7 +37,7 @@ from voxpipe.audio import AudioFrame
 from voxpipe.clock import SessionClock
 from voxpipe.io.simspeech import SimSpeechSource
 from voxpipe.metrics import SessionMetrics, percentiles
-from voxpipe.runtime import loop_factory
+from voxpipe.runtime import freeze_gc, loop_factory
 from voxpipe.sim import SimASR, SimASROptions, SimLLM, SimLLMOptions, SimTTS, SimTTSOptions
 from voxpipe.text import PhraseChunker, PhrasePolicy
 from voxpipe.turns import TurnSettings
@@ -244,8 +244,7 @@ async def run_level(
     ]
     sinks = [EdgeSink(s) for s in sources]
     if gc_freeze:
-        gc.collect()
-        gc.freeze()
+        freeze_gc()  # as the CLI and the server do
     gc.callbacks.append(on_gc)
     lags: list[float] = []
     monitor = asyncio.create_task(_lag_monitor(lags))
