@@ -47,3 +47,13 @@ async def test_a_cancelled_consumer_leaves_the_channel_usable() -> None:
     channel.put("later")
     assert await anext(channel) == "later"
     assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_keep_drops_the_waiting_items_not_wanted_in_order() -> None:
+    channel: Channel[int | str] = Channel()
+    for item in (1, "a", 2, "b"):
+        channel.put(item)
+    channel.keep(lambda item: isinstance(item, str))
+    channel.put(3)
+    channel.close()
+    assert [item async for item in channel] == ["a", "b", 3]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -43,6 +43,13 @@ class Channel(Generic[T]):
     def close(self) -> None:
         self._closed = True
         self._wake()
+
+    def keep(self, wanted: Callable[[T], bool]) -> None:
+        """Drop the items still waiting for which ``wanted`` is false (a sink's queued audio
+        on barge-in)."""
+        kept = [item for item in self._items if wanted(item)]
+        self._items.clear()
+        self._items.extend(kept)
 
     def fail(self, error: BaseException) -> None:
         if not self._closed:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
@@ -149,8 +148,8 @@ class _Clear:
     at_ms: float
 
 
-#: What a sink's sender takes: a frame, a clear, or None: the end (``aclose``).
-_Item = AudioFrame | _Clear | None
+#: What a sink's sender takes: a frame or a clear.
+_Item = AudioFrame | _Clear
 
 
 class PushSink:
@@ -175,9 +174,8 @@ class PushSink:
     ) -> None:
         self.output_rate, self.max_queued_ms = output_rate, max_queued_ms
         self._send_audio, self._send_clear = send_audio, send_clear
-        self._items: deque[_Item] = deque()
+        self._items: Channel[_Item] = Channel()
         self._queued_ms = 0.0
-        self._waiter: asyncio.Future[None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         # the stretch of contiguous audio being sent
@@ -200,15 +198,13 @@ class PushSink:
                 "the client is not taking it"
             )
         self._queued_ms += frame.duration_ms
-        self._add(frame)
+        self._items.put(frame)
 
     def clear(self, at_ms: float) -> float:
-        kept = [item for item in self._items if not isinstance(item, AudioFrame)]
-        self._items.clear()
-        self._items.extend(kept)
+        self._items.keep(lambda item: not isinstance(item, AudioFrame))
         self._queued_ms = 0.0
         if self._task is not None:
-            self._add(_Clear(at_ms))
+            self._items.put(_Clear(at_ms))
         return at_ms
 
     async def aclose(self) -> None:
@@ -220,7 +216,7 @@ class PushSink:
         task = self._task
         if task is None:
             return
-        self._add(None)
+        self._items.close()
         try:
             await asyncio.wait({task}, timeout=self.max_queued_ms / 1000.0)
         finally:
@@ -229,12 +225,6 @@ class PushSink:
         if isinstance(outcome, Exception):  # the transport has gone: nothing left to tell it
             log.debug("voxpipe: push sink: %s", outcome)
 
-    def _add(self, item: _Item) -> None:
-        self._items.append(item)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
     async def _run(self) -> None:
         while True:
             try:
@@ -242,7 +232,7 @@ class PushSink:
             except TimeoutError:  # no frame came in time: the stretch stopped
                 await self._end_stretch()
                 continue
-            if item is None:
+            except StopAsyncIteration:  # aclose()
                 await self._end_stretch()
                 return
             if isinstance(item, _Clear):
@@ -254,20 +244,16 @@ class PushSink:
 
     async def _next(self) -> _Item:
         """The next item; ``TimeoutError`` when a stretch is open and no frame came in
-        time."""
-        while not self._items:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                if self._resampler is None:
-                    await self._waiter
-                else:
-                    async with asyncio.timeout(self._idle_s):
-                        await self._waiter
-            finally:
-                self._waiter = None
-        return self._items.popleft()
+        time, ``StopAsyncIteration`` once closed and all sent."""
+        if self._resampler is None:
+            return await anext(self._items)
+        async with asyncio.timeout(self._idle_s):
+            return await anext(self._items)
 
     async def _send(self, frame: AudioFrame) -> None:
+        if self.output_rate in (None, frame.sample_rate):  # nothing to resample, nor flush
+            await self._send_samples(frame.samples)
+            return
         resampler = self._resampler
         if (
             resampler is None
@@ -275,9 +261,7 @@ class PushSink:
             or abs(frame.start_ms - self._end_ms) > 1.0
         ):
             await self._end_stretch()
-            resampler = self._resampler = StreamResampler(
-                frame.sample_rate, self.output_rate or frame.sample_rate
-            )
+            resampler = self._resampler = StreamResampler(frame.sample_rate, self.output_rate)
         self._end_ms = frame.end_ms
         self._idle_s = 2 * frame.duration_ms / 1000.0
         await self._send_samples(resampler.push(frame.samples))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +26,7 @@ from voxpipe.protocols import Transcript
 from voxpipe.serve import protocol
 from voxpipe.serve.protocol import EndReason, ProtocolError, Start, Stop
 from voxpipe.session import Session
+from voxpipe.streams import Channel
 
 if TYPE_CHECKING:
     from voxpipe.serve.app import VoiceServer
@@ -60,11 +60,10 @@ class Connection:
         self._errors = 0
         self._session_task: asyncio.Task[SessionMetrics] | None = None
         self._ending: asyncio.Future[Ending] = asyncio.get_running_loop().create_future()
-        # the outbox: JSON text and audio bytes in order, None at the end
-        self._outbox: deque[str | bytes | None] = deque()
+        # the outbox: JSON text and audio bytes in order, closed at the end
+        self._outbox: Channel[str | bytes] = Channel()
         self._outbox_bytes = 0  # of audio
         self._outbox_limit = 0
-        self._wake_writer: asyncio.Future[None] | None = None
         self._room = asyncio.Event()
         self._gone = False  # the socket is closed: nothing more can be sent
         self._spoken: tuple[object, int] = (None, 0)  # the reply whose text was sent, its length
@@ -264,13 +263,11 @@ class Connection:
             await self._room.wait()
         self._send_agent_text()
         self._outbox_bytes += len(data)
-        self._put(data)
+        self._outbox.put(data)
 
     async def _send_clear(self, at_ms: float) -> None:
         """Barge-in: drop the audio not yet sent; the client drops what it buffered."""
-        kept = [item for item in self._outbox if not isinstance(item, bytes)]
-        self._outbox.clear()
-        self._outbox.extend(kept)
+        self._outbox.keep(lambda item: not isinstance(item, bytes))
         self._outbox_bytes = 0
         self._room.set()
         self._send(protocol.clear(at_ms))
@@ -289,29 +286,12 @@ class Connection:
     # --- the writer -----------------------------------------------------------------------
 
     def _send(self, event: dict[str, Any]) -> None:
-        self._put(protocol.encode(event))
-
-    def _put(self, item: str | bytes | None) -> None:
-        if self._gone:
-            return
-        self._outbox.append(item)
-        waiter = self._wake_writer
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self._outbox.put(protocol.encode(event))
 
     async def _write(self) -> None:
         websocket = self.websocket
         try:
-            while True:
-                while not self._outbox:
-                    self._wake_writer = asyncio.get_running_loop().create_future()
-                    try:
-                        await self._wake_writer
-                    finally:
-                        self._wake_writer = None
-                item = self._outbox.popleft()
-                if item is None:
-                    return
+            async for item in self._outbox:
                 if isinstance(item, bytes):
                     await websocket.send_bytes(item)
                     self._outbox_bytes -= len(item)
@@ -326,7 +306,8 @@ class Connection:
     def _lost(self, ending: Ending) -> None:
         """The socket is gone: nothing more is sent, and the connection ends."""
         self._gone = True
-        self._outbox.clear()
+        self._outbox.keep(lambda _: False)
+        self._outbox.close()  # and what is put from now on is dropped
         self._room.set()
         self.end(ending)
 
@@ -334,7 +315,7 @@ class Connection:
         """Send what is queued (bounded), then close the socket with ``ending``'s code."""
         if self._gone:
             return
-        self._put(None)
+        self._outbox.close()
         done, _ = await asyncio.wait({writer}, timeout=FLUSH_TIMEOUT_S)
         if self._gone or not done:  # the client left, or takes nothing
             return
