@@ -133,6 +133,10 @@ def test_bench_floor_prints_the_ratios_and_writes_both(tmp_path: Path) -> None:
     assert voxpipe["settings"]["pipeline"] == "voxpipe" and floor["settings"]["pipeline"] == "floor"
     for result in (voxpipe, floor):
         assert result["sessions"] == 2 and result["turns"] == 2 and result["errors"] == 0
+        assert isinstance(result["idle_kib_per_session"], float)  # measured before the run
+    idle = [bench._kib(r["idle_kib_per_session"]) for r in (voxpipe, floor)]
+    assert " / ".join(idle) in done.stdout
+    assert f"{voxpipe['gc_pause_max_ms']:.1f} / {floor['gc_pause_max_ms']:.1f}" in done.stdout
     assert ratios["sessions"] == 2
     for name, ratio in ratios.items():
         if name != "sessions" and ratio is not None:

@@ -266,6 +266,25 @@ async def test_the_sink_sends_the_audio_resampled_once_with_its_end(
 
 
 @pytest.mark.looptime
+async def test_a_stretch_ends_two_frames_after_its_last_frame_was_written() -> None:
+    wire = Wire(48_000)
+    sink = PushSink(wire.audio, wire.clear, output_rate=48_000)
+    frames = list(speech_frames("one two three", 16_000, 20))
+    await play(sink, frames)  # written as they play: the last at its start
+    want = len(resampled_whole(np.concatenate([f.samples for f in frames]), 16_000, 48_000))
+    await asyncio.sleep(0.039)
+    assert len(wire.samples()) < want  # the resampler still holds the last samples
+    await asyncio.sleep(0.002)
+    assert len(wire.samples()) == want  # 40 ms (two frames) after the last write
+    await play(sink, [f.at(f.start_ms + 5_000) for f in frames[:3]])  # a new stretch
+    await asyncio.sleep(0.1)
+    assert len(wire.samples()) == want + len(
+        resampled_whole(np.concatenate([f.samples for f in frames[:3]]), 16_000, 48_000)
+    )
+    await sink.aclose()
+
+
+@pytest.mark.looptime
 async def test_audio_goes_out_as_it_plays() -> None:
     clock = SessionClock()
     sent_at: list[float] = []

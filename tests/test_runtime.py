@@ -93,6 +93,7 @@ def test_bench_tables_show_every_level_and_the_breakdown() -> None:
         loop_lag_p99_ms=2.1,
         gc_pause_max_ms=9.0,
         rss_per_session_kib=97.0,
+        idle_kib_per_session=12.4,
         stage_excess_p50_ms={"asr_finalization": 0.99, "handoff": 0.51, "playout": None},
         timer_lateness_p50_ms=0.87,
         wall_s=40.0,
@@ -101,7 +102,7 @@ def test_bench_tables_show_every_level_and_the_breakdown() -> None:
     console.print(results_table([result], "title"))
     console.print(breakdown_table([result]))
     text = console.export_text()
-    for figure in ("200", "800", "3.30", "6.90", "0.073", "97", "0.99", "0.51", "0.87"):
+    for figure in ("200", "800", "3.30", "6.90", "0.073", "97", "12", "0.99", "0.51", "0.87"):
         assert figure in text, figure
     assert "—" in text  # a stage with no figure
 

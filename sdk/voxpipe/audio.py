@@ -138,19 +138,30 @@ class Framer:
         self._count = 0
 
     def push(self, samples: Int16Array) -> Iterator[AudioFrame]:
-        if len(samples):
-            self._buffer = np.concatenate((self._buffer, samples)) if len(self._buffer) else samples
-        full = len(self._buffer) // self.size
-        for i in range(full):
-            yield self._frame(self._buffer[i * self.size : (i + 1) * self.size].copy())
-        self._buffer = self._buffer[full * self.size :]
+        for chunk in self.cut(samples):
+            yield self._frame(chunk)
 
     def flush(self) -> Iterator[AudioFrame]:
-        if len(self._buffer):
-            padded = np.zeros(self.size, dtype=np.int16)
-            padded[: len(self._buffer)] = self._buffer
-            self._buffer = np.zeros(0, dtype=np.int16)
-            yield self._frame(padded)
+        rest = self.rest()
+        if rest is not None:
+            yield self._frame(rest)
+
+    def cut(self, samples: Int16Array) -> list[Int16Array]:
+        """The samples of the whole frames ``samples`` completes (unstamped ``push``)."""
+        buffer = np.concatenate((self._buffer, samples)) if len(self._buffer) else samples
+        size = self.size
+        full = len(buffer) // size
+        self._buffer = buffer[full * size :]
+        return [buffer[i * size : (i + 1) * size].copy() for i in range(full)]
+
+    def rest(self) -> Int16Array | None:
+        """What is left, zero-padded to a whole frame (unstamped ``flush``)."""
+        if not len(self._buffer):
+            return None
+        padded = np.zeros(self.size, dtype=np.int16)
+        padded[: len(self._buffer)] = self._buffer
+        self._buffer = np.zeros(0, dtype=np.int16)
+        return padded
 
     def _frame(self, samples: Int16Array) -> AudioFrame:
         frame = AudioFrame(samples, self.sample_rate, float(self._count * self.frame_ms))

@@ -168,6 +168,8 @@ class LevelResult:
     rss_per_session_kib: float
     wall_s: float
     errors: int = 0
+    #: RSS growth / N with the N sessions started and the users not yet talking.
+    idle_kib_per_session: float | None = None
     #: Where the overhead went, from the agents' own stamps: p50 of each stage's excess over
     #: its ideal (0 for the orchestrator's own hand-offs, the sim latency for the others).
     stage_excess_p50_ms: dict[str, float | None] = field(default_factory=dict)
@@ -216,6 +218,22 @@ async def _lag_monitor(lags: list[float], interval: float = 0.05) -> None:
         lags.append((time.perf_counter() - t0 - interval) * 1000.0)
 
 
+async def _idle_rss_kib(converse: Conversation, sessions: int, seconds: float = 1.0) -> float:
+    """RSS growth per session with ``sessions`` sessions listening to silence for
+    ``seconds``; then they are cancelled."""
+    gc.collect()
+    before = _rss_kib()
+    sources = [EdgeSource(SimSpeechSource(["hi"], lead_ms=60_000)) for _ in range(sessions)]
+    tasks = [asyncio.ensure_future(converse(src, EdgeSink(src))) for src in sources]
+    await asyncio.sleep(seconds)
+    gc.collect()
+    grown = _rss_kib() - before
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return grown / sessions
+
+
 async def run_level(
     sessions: int, *, turns: int, gc_freeze: bool, seed: int = 0, floor: bool = False
 ) -> LevelResult:
@@ -238,6 +256,7 @@ async def run_level(
     await warm(warm_source, EdgeSink(warm_source))
     baseline = _rss_kib()
     converse = conversation(floor=floor)
+    idle_kib = await _idle_rss_kib(converse, sessions)
     sources = [
         EdgeSource(SimSpeechSource(lines, lead_ms=400 + rng.uniform(0, START_SPREAD_MS)))
         for _ in range(sessions)
@@ -300,6 +319,7 @@ async def run_level(
         gc_pause_max_ms=max(gc_pauses, default=0.0),
         rss_per_session_kib=(peak[0] - baseline) / sessions,
         wall_s=wall,
+        idle_kib_per_session=idle_kib,
         errors=sum(isinstance(r, BaseException) for r in results),
         stage_excess_p50_ms={k: _f(v) for k, v in excess.items()},
         timer_lateness_p50_ms=lateness,
@@ -428,6 +448,7 @@ def results_table(results: Sequence[LevelResult], title: str) -> Any:
         "loop lag p99 ms",
         "max GC pause ms",
         "KiB / session",
+        "KiB / idle session",
     ):
         table.add_column(column, justify="right")
     for r in results:
@@ -442,6 +463,7 @@ def results_table(results: Sequence[LevelResult], title: str) -> Any:
             _fmt(r.loop_lag_p99_ms),
             f"{r.gc_pause_max_ms:.1f}",
             f"{r.rss_per_session_kib:.0f}",
+            _kib(r.idle_kib_per_session),
         )
     return table
 
@@ -493,6 +515,8 @@ def floor_table(pairs: Sequence[tuple[LevelResult, LevelResult]], title: str) ->
     for column, _ in FLOOR_FIGURES:
         for who in ("voxpipe", "floor", "ratio"):
             table.add_column(f"{column} {who}", justify="right")
+    table.add_column("max GC pause ms voxpipe / floor", justify="right")
+    table.add_column("KiB / idle session voxpipe / floor", justify="right")
     for voxpipe, floor in pairs:
         ratios = floor_ratios(voxpipe, floor)
         cells = []
@@ -504,8 +528,14 @@ def floor_table(pairs: Sequence[tuple[LevelResult, LevelResult]], title: str) ->
                 "—" if ratio is None else f"{ratio:.2f}x",
             ]
         cpu = f"{voxpipe.cpu_percent:.0f} / {floor.cpu_percent:.0f}"
-        table.add_row(str(voxpipe.sessions), cpu, *cells)
+        gc_pause = f"{voxpipe.gc_pause_max_ms:.1f} / {floor.gc_pause_max_ms:.1f}"
+        idle = f"{_kib(voxpipe.idle_kib_per_session)} / {_kib(floor.idle_kib_per_session)}"
+        table.add_row(str(voxpipe.sessions), cpu, *cells, gc_pause, idle)
     return table
+
+
+def _kib(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f}"
 
 
 def _fmt(value: float | None) -> str:
@@ -583,7 +613,7 @@ def run_and_report(args: argparse.Namespace) -> int:
         f"{args.loop}, gc.freeze {'on' if args.gc_freeze else 'off'}, {where}; "
         f"minimum TTFA {minimum_ttfa_ms():.0f} ms"
     )
-    console = Console(width=None if sys.stdout.isatty() else 150)
+    console = Console(width=None if sys.stdout.isatty() else 200)
     turns, loop, gc_freeze, cpu = args.turns, args.loop, args.gc_freeze, args.cpu
     pairs: list[tuple[LevelResult, LevelResult]] = []
     if args.floor:

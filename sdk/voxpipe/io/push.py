@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,7 +62,7 @@ class PushSource:
         self.max_ahead_s, self.max_queued_ms = max_ahead_ms / 1000.0, max_queued_ms
         self._resampler = StreamResampler(input_rate, sample_rate)
         self._framer = Framer(sample_rate, frame_ms)
-        self._frames: Channel[tuple[AudioFrame, float]] = Channel()
+        self._frames: Channel[tuple[Int16Array, float]] = Channel()  # samples, loop time
         self._loop = asyncio.get_running_loop()
         self._odd = b""  # half a sample, kept for the next chunk
         self._received = 0  # input samples pushed
@@ -101,7 +101,7 @@ class PushSource:
         self._odd, self._received = data[2 * count :], received
         self._map(arrival, now)
         samples = np.frombuffer(data, dtype="<i2", count=count).astype(np.int16, copy=False)
-        self._put(self._framer.push(self._resampler.push(samples)))
+        self._put(self._framer.cut(self._resampler.push(samples)))
 
     def close(self) -> None:
         """No more audio: the rest is framed (the last frame zero-padded) and the frames end."""
@@ -109,15 +109,16 @@ class PushSource:
             return
         if self._offset is not None:
             tail = self._resampler.push(np.zeros(0, dtype=np.int16), last=True)
-            self._put(self._framer.push(tail))
-            self._put(self._framer.flush())
+            self._put(self._framer.cut(tail))
+            if (rest := self._framer.rest()) is not None:
+                self._put([rest])
         self._frames.close()
 
     async def frames(self, clock: SessionClock) -> AsyncIterator[AudioFrame]:
-        origin = clock.loop_time(0.0)
-        async for frame, start_s in self._frames:
+        origin, rate = clock.loop_time(0.0), self.sample_rate
+        async for samples, start_s in self._frames:
             self._queued -= 1
-            yield frame.at((start_s - origin) * 1000.0)
+            yield AudioFrame(samples, rate, (start_s - origin) * 1000.0)
 
     def _map(self, arrival: float, now: float) -> None:
         """Follow the earliest arrival; move forward when arrivals stay late."""
@@ -132,11 +133,12 @@ class PushSource:
                 self._offset = self._anchor = self._window_min
             self._window_start, self._window_min = now, arrival
 
-    def _put(self, frames: Iterable[AudioFrame]) -> None:
+    def _put(self, frames: list[Int16Array]) -> None:
+        """Queue whole frames' samples, each with the loop time it starts at."""
         assert self._offset is not None
         step = self.frame_ms / 1000.0
-        for frame in frames:
-            self._frames.put((frame, self._offset + self._emitted * step))
+        for samples in frames:
+            self._frames.put((samples, self._offset + self._emitted * step))
             self._emitted += 1
             self._queued += 1
 
@@ -148,8 +150,13 @@ class _Clear:
     at_ms: float
 
 
-#: What a sink's sender takes: a frame or a clear.
-_Item = AudioFrame | _Clear
+class _StretchEnd:
+    """In a sink's queue: no frame came for two frames' time, the stretch has stopped."""
+
+
+#: What a sink's sender takes: a frame, a clear or the end of a stretch.
+_Item = AudioFrame | _Clear | _StretchEnd
+_STRETCH_END = _StretchEnd()
 
 
 class PushSink:
@@ -182,6 +189,8 @@ class PushSink:
         self._resampler: StreamResampler | None = None
         self._end_ms = 0.0
         self._idle_s = 0.0  # no frame for this long ends the stretch
+        self._last_written = 0.0  # loop time of the last write
+        self._watch: asyncio.TimerHandle | None = None  # one per idle period, not per frame
 
     async def write(self, frame: AudioFrame) -> None:
         if self._closed:
@@ -198,6 +207,7 @@ class PushSink:
                 "the client is not taking it"
             )
         self._queued_ms += frame.duration_ms
+        self._last_written = asyncio.get_running_loop().time()
         self._items.put(frame)
 
     def clear(self, at_ms: float) -> float:
@@ -226,29 +236,21 @@ class PushSink:
             log.debug("voxpipe: push sink: %s", outcome)
 
     async def _run(self) -> None:
-        while True:
-            try:
-                item = await self._next()
-            except TimeoutError:  # no frame came in time: the stretch stopped
-                await self._end_stretch()
-                continue
-            except StopAsyncIteration:  # aclose()
-                await self._end_stretch()
-                return
-            if isinstance(item, _Clear):
-                self._resampler = None  # what it holds is of the cut audio
-                await self._send_clear(item.at_ms)
-                continue
-            self._queued_ms = max(self._queued_ms - item.duration_ms, 0.0)
-            await self._send(item)
-
-    async def _next(self) -> _Item:
-        """The next item; ``TimeoutError`` when a stretch is open and no frame came in
-        time, ``StopAsyncIteration`` once closed and all sent."""
-        if self._resampler is None:
-            return await anext(self._items)
-        async with asyncio.timeout(self._idle_s):
-            return await anext(self._items)
+        try:
+            async for item in self._items:
+                if type(item) is _StretchEnd:
+                    await self._end_stretch()
+                elif isinstance(item, _Clear):
+                    self._resampler = None  # what it holds is of the cut audio
+                    await self._send_clear(item.at_ms)
+                else:
+                    assert isinstance(item, AudioFrame)
+                    self._queued_ms = max(self._queued_ms - item.duration_ms, 0.0)
+                    await self._send(item)
+            await self._end_stretch()  # aclose()
+        finally:
+            if self._watch is not None:
+                self._watch.cancel()
 
     async def _send(self, frame: AudioFrame) -> None:
         if self.output_rate in (None, frame.sample_rate):  # nothing to resample, nor flush
@@ -264,7 +266,22 @@ class PushSink:
             resampler = self._resampler = StreamResampler(frame.sample_rate, self.output_rate)
         self._end_ms = frame.end_ms
         self._idle_s = 2 * frame.duration_ms / 1000.0
+        if self._watch is None:
+            self._watch = asyncio.get_running_loop().call_later(self._idle_s, self._check_stretch)
         await self._send_samples(resampler.push(frame.samples))
+
+    def _check_stretch(self) -> None:
+        """The stretch's timer: ends it when no frame was written for ``_idle_s`` (after the
+        frames still queued), else waits on."""
+        self._watch = None
+        if self._resampler is None:
+            return
+        loop = asyncio.get_running_loop()
+        quiet = loop.time() - self._last_written
+        if quiet >= self._idle_s:
+            self._items.put(_STRETCH_END)
+        else:
+            self._watch = loop.call_later(self._idle_s - quiet, self._check_stretch)
 
     async def _end_stretch(self) -> None:
         resampler, self._resampler = self._resampler, None
