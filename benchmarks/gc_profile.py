@@ -1,0 +1,119 @@
+"""Where the garbage collector's time goes in the bench's conversation, voxpipe's or the
+bare-asyncio floor's (``voxpipe bench --floor``), in one process.
+
+    .venv/bin/python benchmarks/gc_profile.py pauses --sessions 300 [--floor] [--cpu 0]
+    .venv/bin/python benchmarks/gc_profile.py allocations --sessions 10 [--floor]
+
+``pauses``: the bench's level in real time; each collection's generation, pause and the
+objects it found, summed per generation. ``allocations``: every allocation of an object
+the collector tracks, counted by the line that made it (a collection after each one, under
+tracemalloc: slow, so few sessions), per session. Objects that live on (queued frames,
+timers, coroutines) are what the young generations walk; allocations are what fills them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import gc
+import os
+import statistics
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+from voxpipe import bench
+
+
+def pauses(sessions: int, turns: int, floor: bool) -> None:
+    started: list[float] = []
+    seen: dict[int, list[tuple[float, int]]] = collections.defaultdict(list)
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started.append(time.perf_counter())
+        elif started:
+            pause = (time.perf_counter() - started.pop()) * 1000.0
+            seen[info["generation"]].append((pause, info["collected"]))
+
+    gc.callbacks.append(on_gc)
+    result = asyncio.run(bench.run_level(sessions, turns=turns, gc_freeze=True, floor=floor))
+    gc.callbacks.remove(on_gc)
+    print(
+        f"{'floor' if floor else 'voxpipe'}, {sessions} sessions: overhead p99 "
+        f"{result.overhead_p99_ms:.1f} ms, {result.cpu_s_per_session_minute:.3f} CPU-s per "
+        f"session-minute, {result.wall_s:.0f} s"
+    )
+    for generation in sorted(seen):
+        times = [pause for pause, _ in seen[generation]]
+        print(
+            f"  generation {generation}: {len(times)} collections, pause median "
+            f"{statistics.median(times):.2f} ms, max {max(times):.2f} ms, "
+            f"{sum(times):.0f} ms in all, {sum(c for _, c in seen[generation])} objects freed"
+        )
+
+
+def allocations(sessions: int, turns: int, floor: bool, top: int) -> None:
+    sites: collections.Counter[str] = collections.Counter()
+    counting = False
+
+    def on_gc(phase: str, info: dict[str, int]) -> None:
+        if phase != "start" or not counting:
+            return
+        for obj in gc.get_objects(0):  # the objects made since the last collection
+            trace = tracemalloc.get_object_traceback(obj)
+            if trace is not None:
+                where = trace[0]
+                sites[f"{_short(where.filename)}:{where.lineno} {type(obj).__qualname__}"] += 1
+
+    def freeze_then_count() -> None:
+        nonlocal counting
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(1, 1 << 30, 1 << 30)  # a young collection after each allocation
+        counting = True
+
+    bench.freeze_gc = freeze_then_count  # type: ignore[attr-defined]  # the bench calls it
+    tracemalloc.start(1)
+    gc.callbacks.append(on_gc)
+    asyncio.run(bench.run_level(sessions, turns=turns, gc_freeze=True, floor=floor))
+    counting = False
+    gc.callbacks.remove(on_gc)
+    total = sum(sites.values())
+    print(
+        f"{'floor' if floor else 'voxpipe'}: {total / sessions:.0f} tracked allocations per "
+        f"session ({sessions} sessions x {turns} turns); the top {top} lines:"
+    )
+    for site, count in sites.most_common(top):
+        print(f"  {count / sessions:8.0f}  {site}")
+
+
+def _short(filename: str) -> str:
+    path = Path(filename)
+    for anchor in ("site-packages", "sdk", f"python3.{sys.version_info.minor}"):
+        if anchor in path.parts:
+            return "/".join(path.parts[path.parts.index(anchor) + 1 :])
+    return filename
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", choices=("pauses", "allocations"))
+    parser.add_argument("--sessions", type=int, default=None)
+    parser.add_argument("--turns", type=int, default=None)
+    parser.add_argument("--floor", action="store_true", help="the bare-asyncio floor")
+    parser.add_argument("--cpu", type=int, help="pin to this core")
+    parser.add_argument("--top", type=int, default=25, help="allocations: lines shown")
+    args = parser.parse_args()
+    if args.cpu is not None:
+        os.sched_setaffinity(0, {args.cpu})
+    if args.what == "pauses":
+        pauses(args.sessions or 300, args.turns or 4, args.floor)
+    else:
+        allocations(args.sessions or 10, args.turns or 2, args.floor, args.top)
+
+
+if __name__ == "__main__":
+    main()

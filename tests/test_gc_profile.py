@@ -1,0 +1,39 @@
+"""benchmarks/gc_profile.py: pauses per generation and tracked allocations per line, from a
+real (small) bench level."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+SCRIPT = Path(__file__).parents[1] / "benchmarks" / "gc_profile.py"
+
+
+def run(*args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), *args, "--sessions", "2", "--turns", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_pauses_are_summed_per_generation() -> None:
+    out = run("pauses")
+    assert out.startswith("voxpipe, 2 sessions: overhead p99")
+    assert re.search(r"generation 0: \d+ collections, pause median [\d.]+ ms", out)
+
+
+def test_allocations_are_counted_by_the_line_that_made_them() -> None:
+    out = run("allocations", "--floor", "--top", "5")
+    head, *lines = out.strip().splitlines()
+    assert re.match(r"floor: \d+ tracked allocations per session", head)
+    assert len(lines) == 5
+    counts = [int(line.split()[0]) for line in lines]
+    assert counts == sorted(counts, reverse=True) and counts[0] > 0
+    assert any("asyncio/" in line for line in lines)  # the loop's own timers and handles
