@@ -4,8 +4,9 @@ bare-asyncio floor's (``voxpipe bench --floor``), in one process.
     .venv/bin/python benchmarks/gc_profile.py pauses --sessions 300 [--floor] [--cpu 0]
     .venv/bin/python benchmarks/gc_profile.py allocations --sessions 10 [--floor]
 
-``pauses``: the bench's level in real time; each collection's generation, pause and the
-objects it found, summed per generation. ``allocations``: every allocation of an object
+``pauses``: the bench's level in real time; each collection during the run (after the
+collector is frozen; not the explicit collections before it), its generation, pause and
+the objects it freed, summed per generation. ``allocations``: every allocation of an object
 the collector tracks, counted by the line that made it (a collection after each one, under
 tracemalloc: slow, so few sessions), per session. Objects that live on (queued frames,
 timers, coroutines) are what the young generations walk; allocations are what fills them.
@@ -25,33 +26,46 @@ import tracemalloc
 from pathlib import Path
 
 from voxpipe import bench
+from voxpipe.runtime import freeze_gc
 
 
 def pauses(sessions: int, turns: int, floor: bool) -> None:
     started: list[float] = []
-    seen: dict[int, list[tuple[float, int]]] = collections.defaultdict(list)
+    seen: dict[int, list[tuple[float, int, float]]] = collections.defaultdict(list)
+    run_start: float | None = None  # set when the bench freezes the collector: the run
 
     def on_gc(phase: str, info: dict[str, int]) -> None:
+        if run_start is None:
+            return
         if phase == "start":
             started.append(time.perf_counter())
         elif started:
-            pause = (time.perf_counter() - started.pop()) * 1000.0
-            seen[info["generation"]].append((pause, info["collected"]))
+            began = started.pop()
+            pause = (time.perf_counter() - began) * 1000.0
+            seen[info["generation"]].append((pause, info["collected"], began - run_start))
 
+    def freeze_then_watch() -> None:
+        nonlocal run_start
+        freeze_gc()
+        run_start = time.perf_counter()
+
+    bench.freeze_gc = freeze_then_watch  # type: ignore[attr-defined]  # the bench calls it
     gc.callbacks.append(on_gc)
     result = asyncio.run(bench.run_level(sessions, turns=turns, gc_freeze=True, floor=floor))
     gc.callbacks.remove(on_gc)
     print(
         f"{'floor' if floor else 'voxpipe'}, {sessions} sessions: overhead p99 "
         f"{result.overhead_p99_ms:.1f} ms, {result.cpu_s_per_session_minute:.3f} CPU-s per "
-        f"session-minute, {result.wall_s:.0f} s"
+        f"session-minute, {result.wall_s:.0f} s; collector thresholds {gc.get_threshold()}"
     )
     for generation in sorted(seen):
-        times = [pause for pause, _ in seen[generation]]
+        times = [pause for pause, _, _ in seen[generation]]
+        longest = max(seen[generation])
         print(
             f"  generation {generation}: {len(times)} collections, pause median "
-            f"{statistics.median(times):.2f} ms, max {max(times):.2f} ms, "
-            f"{sum(times):.0f} ms in all, {sum(c for _, c in seen[generation])} objects freed"
+            f"{statistics.median(times):.2f} ms, max {longest[0]:.2f} ms "
+            f"({longest[2]:.1f} s into the run), {sum(times):.0f} ms in all, "
+            f"{sum(c for _, c, _ in seen[generation])} objects freed"
         )
 
 
