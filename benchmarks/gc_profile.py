@@ -58,6 +58,8 @@ def pauses(sessions: int, turns: int, floor: bool) -> None:
         f"{result.overhead_p99_ms:.1f} ms, {result.cpu_s_per_session_minute:.3f} CPU-s per "
         f"session-minute, {result.wall_s:.0f} s; collector thresholds {gc.get_threshold()}"
     )
+    if not seen:
+        print("  no collection during the run")
     for generation in sorted(seen):
         times = [pause for pause, _, _ in seen[generation]]
         longest = max(seen[generation])
