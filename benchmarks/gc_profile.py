@@ -3,6 +3,7 @@ bare-asyncio floor's (``voxpipe bench --floor``), in one process.
 
     .venv/bin/python benchmarks/gc_profile.py pauses --sessions 300 [--floor] [--cpu 0]
     .venv/bin/python benchmarks/gc_profile.py allocations --sessions 10 [--floor]
+    .venv/bin/python benchmarks/gc_profile.py survivors --sessions 100 --turns 2 [--floor]
 
 ``pauses``: the bench's level in real time; each collection during the run (after the
 collector is frozen; not the explicit collections before it), its generation, pause and
@@ -10,6 +11,10 @@ the objects it freed, summed per generation. ``allocations``: every allocation o
 the collector tracks, counted by the line that made it (a collection after each one, under
 tracemalloc: slow, so few sessions), per session. Objects that live on (queued frames,
 timers, coroutines) are what the young generations walk; allocations are what fills them.
+``survivors``: the sessions under virtual time with the collector off: how far the count
+that starts a young collection (allocations minus frees) grew, and the objects made
+during the run still alive once every session has ended (what a session keeps: its
+records), by line. ``--thresholds 10000,10,100`` runs ``pauses`` with other thresholds.
 """
 
 from __future__ import annotations
@@ -25,8 +30,9 @@ import time
 import tracemalloc
 from pathlib import Path
 
-from voxpipe import bench
-from voxpipe.runtime import freeze_gc
+from voxpipe import bench, runtime
+from voxpipe.io.simspeech import SimSpeechSource
+from voxpipe.runtime import freeze_gc, loop_factory
 
 
 def pauses(sessions: int, turns: int, floor: bool) -> None:
@@ -106,6 +112,42 @@ def allocations(sessions: int, turns: int, floor: bool, top: int) -> None:
         print(f"  {count / sessions:8.0f}  {site}")
 
 
+def survivors(sessions: int, turns: int, floor: bool, top: int) -> None:
+    lines = [bench.LINES[i % len(bench.LINES)] for i in range(turns)]
+
+    async def run() -> list[object]:
+        warm = bench.conversation("Okay.", floor=floor)  # imports and caches stay out
+        warm_source = bench.EdgeSource(SimSpeechSource(["hi"], lead_ms=0, pause_ms=0))
+        await warm(warm_source, bench.EdgeSink(warm_source))
+        converse = bench.conversation(floor=floor)
+        sources = [
+            bench.EdgeSource(SimSpeechSource(lines, lead_ms=400 + 10 * i)) for i in range(sessions)
+        ]
+        freeze_gc()
+        gc.disable()
+        tracemalloc.start(1)
+        return await asyncio.gather(*(converse(s, bench.EdgeSink(s)) for s in sources))
+
+    with asyncio.Runner(loop_factory=loop_factory("virtual")) as runner:
+        kept = runner.run(run())  # what the sessions return (voxpipe: their metrics)
+    grown = gc.get_count()[0]
+    sites: collections.Counter[str] = collections.Counter()
+    for obj in gc.get_objects(0):
+        trace = tracemalloc.get_object_traceback(obj)
+        if trace is not None:
+            where = trace[0]
+            sites[f"{_short(where.filename)}:{where.lineno} {type(obj).__qualname__}"] += 1
+    gc.enable()
+    print(
+        f"{'floor' if floor else 'voxpipe'}, {sessions} sessions x {turns} turns, virtual "
+        f"time, collector off: allocations minus frees {grown} ({grown / sessions:.0f} per "
+        f"session); alive after every session ended: {sum(sites.values()) / sessions:.0f} per "
+        f"session ({len(kept)} results kept); the top {top} lines:"
+    )
+    for site, count in sites.most_common(top):
+        print(f"  {count / sessions:8.1f}  {site}")
+
+
 def _short(filename: str) -> str:
     path = Path(filename)
     for anchor in ("site-packages", "sdk", f"python3.{sys.version_info.minor}"):
@@ -116,19 +158,28 @@ def _short(filename: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=("pauses", "allocations"))
+    parser.add_argument("what", choices=("pauses", "allocations", "survivors"))
     parser.add_argument("--sessions", type=int, default=None)
     parser.add_argument("--turns", type=int, default=None)
     parser.add_argument("--floor", action="store_true", help="the bare-asyncio floor")
     parser.add_argument("--cpu", type=int, help="pin to this core")
-    parser.add_argument("--top", type=int, default=25, help="allocations: lines shown")
+    parser.add_argument("--top", type=int, default=25, help="lines shown")
+    parser.add_argument(
+        "--thresholds",
+        type=lambda text: tuple(int(n) for n in text.split(",")),
+        help="the collector's thresholds after the freeze, as 700,10,100 (runtime's default)",
+    )
     args = parser.parse_args()
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
+    if args.thresholds is not None:
+        runtime.GC_THRESHOLDS = args.thresholds
     if args.what == "pauses":
         pauses(args.sessions or 300, args.turns or 4, args.floor)
-    else:
+    elif args.what == "allocations":
         allocations(args.sessions or 10, args.turns or 2, args.floor, args.top)
+    else:
+        survivors(args.sessions or 100, args.turns or 2, args.floor, args.top)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +14,9 @@ from voxpipe.bench import REPLY
 from voxpipe.sim import SimASR, SimASROptions, SimLLM, SimLLMOptions, SimTTS, SimTTSOptions
 
 pytest_plugins = ["pytester"]
+
+# The tests share run_cli.py; --import-mode=importlib does not put this folder on sys.path.
+sys.path.insert(0, str(Path(__file__).parent))
 
 
 @pytest.fixture

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from collections.abc import AsyncGenerator, Sequence
 from pathlib import Path
 
 import pytest
 
+import run_cli
 from voxpipe import bench
 from voxpipe.audio import AudioFrame
 from voxpipe.bench import LINES, EdgeSink, EdgeSource, LevelResult, minimum_ttfa_ms
@@ -114,18 +113,10 @@ def test_ratios_are_voxpipe_over_the_floor() -> None:
     assert bench.floor_ratios(level(3.0, 0.3), level(-0.2, 0.2))["overhead_p50_ms"] is None
 
 
-COMMAND = (sys.executable, "-m", "voxpipe.cli", "bench", "--floor")
-
-
 def test_bench_floor_prints_the_ratios_and_writes_both(tmp_path: Path) -> None:
     out = tmp_path / "floor.json"
-    done = subprocess.run(
-        [*COMMAND, "--sessions", "2", "--turns", "1", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "VOXPIPE_PLUGINS": "sim"},
+    done = run_cli.voxpipe(
+        "bench", "--floor", "--sessions", "2", "--turns", "1", "--json", out, timeout=300
     )
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from run_cli import voxpipe
 from voxpipe.audio import read_wav, resample, write_wav
 from voxpipe.sim.voice import speech_like
 
@@ -38,16 +38,6 @@ CONTRACT_LATENCIES = {
     "time_to_first_sound",
     "total",
 }
-
-
-def voxpipe(*args: str | Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "voxpipe.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={"COLUMNS": "160", "PATH": "/usr/bin:/bin", "VOXPIPE_PLUGINS": "sim"},
-    )
 
 
 def demo(tmp_path: Path, *flags: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Path]]:

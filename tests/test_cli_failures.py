@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from run_cli import ENV, voxpipe
 from voxpipe.audio import write_wav
 from voxpipe.sim.voice import speech_like
 
@@ -33,17 +34,6 @@ backend = "sim"
 first_chunk_ms = 30
 speed = 10
 """
-ENV = {"COLUMNS": "160", "PATH": "/usr/bin:/bin", "VOXPIPE_PLUGINS": "sim"}
-
-
-def voxpipe(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "voxpipe.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=ENV,
-    )
 
 
 def one_paragraph(result: subprocess.CompletedProcess[str]) -> str:

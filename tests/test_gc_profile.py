@@ -37,3 +37,11 @@ def test_allocations_are_counted_by_the_line_that_made_them() -> None:
     counts = [int(line.split()[0]) for line in lines]
     assert counts == sorted(counts, reverse=True) and counts[0] > 0
     assert any("asyncio/" in line for line in lines)  # the loop's own timers and handles
+
+
+def test_survivors_are_what_the_finished_sessions_keep() -> None:
+    out = run("survivors", "--sessions", "5", "--top", "3")
+    head, *lines = out.strip().splitlines()
+    found = re.match(r"voxpipe, 5 sessions x 1 turns.*alive after every session ended: (\d+)", head)
+    assert found and int(found.group(1)) > 0
+    assert len(lines) == 3 and any("voxpipe/" in line for line in lines)  # its turn records

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from run_cli import voxpipe
 from voxpipe import SimSpeechSource, UsageError, VoiceAgent
 from voxpipe.bench import minimum_ttfa_ms, run_level
 from voxpipe.runtime import loop_factory
@@ -109,18 +110,9 @@ def test_bench_tables_show_every_level_and_the_breakdown() -> None:
 
 def test_the_tail_benchmark_compares_the_policies(tmp_path) -> None:  # type: ignore[no-untyped-def]
     import json
-    import subprocess
-    import sys
 
     out = tmp_path / "tail.json"
-    done = subprocess.run(
-        [sys.executable, "-m", "voxpipe.cli", "bench", "tail", "--turns", "50", "--json", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={"PATH": "/usr/bin:/bin", "COLUMNS": "160", "VOXPIPE_PLUGINS": "sim"},
-    )
+    done = voxpipe("bench", "tail", "--turns", "50", "--json", out, timeout=300)
     assert done.returncode == 0, done.stderr
     results = {r["policy"]: r for r in json.loads(out.read_text())}
     assert set(results) == {"warn", "fallback", "filler"} and "fallback" in done.stdout

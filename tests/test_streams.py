@@ -57,3 +57,15 @@ async def test_keep_drops_the_waiting_items_not_wanted_in_order() -> None:
     channel.put(3)
     channel.close()
     assert [item async for item in channel] == ["a", "b", 3]
+
+
+async def test_len_counts_the_items_waiting_to_be_read() -> None:
+    channel: Channel[int] = Channel()
+    assert len(channel) == 0
+    channel.put(1)
+    channel.put(2)
+    assert len(channel) == 2
+    assert await anext(channel) == 1
+    assert len(channel) == 1
+    channel.keep(lambda _: False)
+    assert len(channel) == 0

@@ -38,3 +38,33 @@ class SessionClock:
     ) -> asyncio.TimerHandle:
         """Run ``callback(*args)`` at session time ``at_ms``."""
         return self._loop.call_at(self._t0 + at_ms / 1000.0, callback, *args)
+
+
+class QuietTimer:
+    """Calls ``on_quiet()`` once ``touch()`` has not been called for ``seconds`` (a client's
+    idle limit, the end of a stretch of audio). One timer per quiet period, re-armed when it
+    finds a touch since, so a touch costs a clock read, not a timer. ``cancel()`` stops it."""
+
+    __slots__ = ("_last", "_loop", "_on_quiet", "_timer", "seconds")
+
+    def __init__(self, seconds: float, on_quiet: Callable[[], None]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.seconds, self._on_quiet = seconds, on_quiet
+        self._last = self._loop.time()
+        self._timer: asyncio.TimerHandle | None = self._loop.call_later(seconds, self._check)
+
+    def touch(self) -> None:
+        self._last = self._loop.time()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _check(self) -> None:
+        quiet = self._loop.time() - self._last
+        if quiet >= self.seconds:
+            self._timer = None
+            self._on_quiet()
+        else:
+            self._timer = self._loop.call_later(self.seconds - quiet, self._check)

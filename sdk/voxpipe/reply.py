@@ -357,7 +357,7 @@ class Reply:
             out.close()
             return
         turn, messages = self.turn, self._messages
-        parts: list[str] = []
+        deltas = 0
         self._stamp("llm_request")
         self.llm_request = self._request(
             "llm", "llm_first_token", lambda llm: llm.chat(messages), _is_text
@@ -367,9 +367,9 @@ class Reply:
                 async for event in events:
                     kind = type(event)
                     if kind is TextDelta:
-                        if not parts:
+                        if not deltas:
                             self._stamp("llm_first_token")
-                        parts.append(event.text)
+                        deltas += 1
                         self.text += event.text
                         out.put(event.text)
                     elif kind is Usage and turn is not None:
@@ -381,12 +381,12 @@ class Reply:
             self._stamp("llm_done")
         finally:
             out.close()
-            self.text = "".join(parts).strip()
+            self.text = self.text.strip()
         if turn is not None:
-            turn.metrics.llm_deltas = len(parts)
+            turn.metrics.llm_deltas = deltas
             stamps = turn.metrics.stamps
-            if len(parts) > 1 and "llm_done" in stamps:
-                per_delta = (stamps["llm_done"] - stamps["llm_first_token"]) / (len(parts) - 1)
+            if deltas > 1 and "llm_done" in stamps:
+                per_delta = (stamps["llm_done"] - stamps["llm_first_token"]) / (deltas - 1)
                 turn.watch.rate("llm_token_generation", per_delta)
 
     async def _speak(self) -> None:

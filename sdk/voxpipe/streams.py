@@ -34,6 +34,10 @@ class Channel(Generic[T]):
     def closed(self) -> bool:
         return self._closed
 
+    def __len__(self) -> int:
+        """Items put and not yet read."""
+        return len(self._items)
+
     def put(self, item: T) -> None:
         if self._closed:
             return

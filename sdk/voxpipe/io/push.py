@@ -8,6 +8,7 @@ with a streaming soxr resampler (``voxpipe.audio.StreamResampler``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from voxpipe.audio import AudioFrame, Framer, Int16Array, StreamResampler
-from voxpipe.clock import SessionClock
+from voxpipe.clock import QuietTimer, SessionClock
 from voxpipe.errors import VoxpipeError
 from voxpipe.streams import Channel
 
@@ -67,7 +68,6 @@ class PushSource:
         self._odd = b""  # half a sample, kept for the next chunk
         self._received = 0  # input samples pushed
         self._emitted = 0  # frames cut
-        self._queued = 0  # frames not yet read
         self._offset: float | None = None  # loop time of input position 0, by earliest arrival
         self._anchor = 0.0  # the offset that "real time" is measured against
         self._window_start = 0.0
@@ -93,7 +93,7 @@ class PushSource:
                 f"(at most {self.max_ahead_s * 1000:.0f} ms): send it as it is captured"
             )
         chunk_ms = count * 1000.0 / self.input_rate
-        if (self._queued * self.frame_ms) + chunk_ms > self.max_queued_ms:
+        if len(self._frames) * self.frame_ms + chunk_ms > self.max_queued_ms:
             raise Overrun(
                 f"more than {self.max_queued_ms:.0f} ms of audio waits unread: the session "
                 "is not keeping up"
@@ -117,7 +117,6 @@ class PushSource:
     async def frames(self, clock: SessionClock) -> AsyncIterator[AudioFrame]:
         origin, rate = clock.loop_time(0.0), self.sample_rate
         async for samples, start_s in self._frames:
-            self._queued -= 1
             yield AudioFrame(samples, rate, (start_s - origin) * 1000.0)
 
     def _map(self, arrival: float, now: float) -> None:
@@ -140,7 +139,6 @@ class PushSource:
         for samples in frames:
             self._frames.put((samples, self._offset + self._emitted * step))
             self._emitted += 1
-            self._queued += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,9 +186,7 @@ class PushSink:
         # the stretch of contiguous audio being sent
         self._resampler: StreamResampler | None = None
         self._end_ms = 0.0
-        self._idle_s = 0.0  # no frame for this long ends the stretch
-        self._last_written = 0.0  # loop time of the last write
-        self._watch: asyncio.TimerHandle | None = None  # one per idle period, not per frame
+        self._quiet: QuietTimer | None = None  # no frame written for two frames ends it
 
     async def write(self, frame: AudioFrame) -> None:
         if self._closed:
@@ -207,7 +203,8 @@ class PushSink:
                 "the client is not taking it"
             )
         self._queued_ms += frame.duration_ms
-        self._last_written = asyncio.get_running_loop().time()
+        if self._quiet is not None:
+            self._quiet.touch()
         self._items.put(frame)
 
     def clear(self, at_ms: float) -> float:
@@ -241,7 +238,7 @@ class PushSink:
                 if type(item) is _StretchEnd:
                     await self._end_stretch()
                 elif isinstance(item, _Clear):
-                    self._resampler = None  # what it holds is of the cut audio
+                    self._stop_stretch()  # what its resampler holds is of the cut audio
                     await self._send_clear(item.at_ms)
                 else:
                     assert isinstance(item, AudioFrame)
@@ -249,8 +246,7 @@ class PushSink:
                     await self._send(item)
             await self._end_stretch()  # aclose()
         finally:
-            if self._watch is not None:
-                self._watch.cancel()
+            self._stop_stretch()
 
     async def _send(self, frame: AudioFrame) -> None:
         if self.output_rate in (None, frame.sample_rate):  # nothing to resample, nor flush
@@ -264,27 +260,22 @@ class PushSink:
         ):
             await self._end_stretch()
             resampler = self._resampler = StreamResampler(frame.sample_rate, self.output_rate)
+            ended = functools.partial(self._items.put, _STRETCH_END)
+            self._quiet = QuietTimer(2 * frame.duration_ms / 1000.0, ended)
         self._end_ms = frame.end_ms
-        self._idle_s = 2 * frame.duration_ms / 1000.0
-        if self._watch is None:
-            self._watch = asyncio.get_running_loop().call_later(self._idle_s, self._check_stretch)
         await self._send_samples(resampler.push(frame.samples))
 
-    def _check_stretch(self) -> None:
-        """The stretch's timer: ends it when no frame was written for ``_idle_s`` (after the
-        frames still queued), else waits on."""
-        self._watch = None
-        if self._resampler is None:
-            return
-        loop = asyncio.get_running_loop()
-        quiet = loop.time() - self._last_written
-        if quiet >= self._idle_s:
-            self._items.put(_STRETCH_END)
-        else:
-            self._watch = loop.call_later(self._idle_s - quiet, self._check_stretch)
+    def _stop_stretch(self) -> StreamResampler | None:
+        """The stretch ends: its timer stops; returns its resampler, if one was open."""
+        if self._quiet is not None:
+            self._quiet.cancel()
+            self._quiet = None
+        resampler, self._resampler = self._resampler, None
+        return resampler
 
     async def _end_stretch(self) -> None:
-        resampler, self._resampler = self._resampler, None
+        """The stretch ends, and its resampler's last samples go out."""
+        resampler = self._stop_stretch()
         if resampler is not None:
             await self._send_samples(resampler.push(np.zeros(0, dtype=np.int16), last=True))
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.websockets import WebSocket
 
 from voxpipe.attempts import describe
+from voxpipe.clock import QuietTimer
 from voxpipe.events import BudgetMiss, Interruption, StateChange
 from voxpipe.io.push import Overrun, PushSink, PushSource
 from voxpipe.metrics import SessionMetrics, TurnMetrics
@@ -67,8 +68,6 @@ class Connection:
         self._room = asyncio.Event()
         self._gone = False  # the socket is closed: nothing more can be sent
         self._spoken: tuple[object, int] = (None, 0)  # the reply whose text was sent, its length
-        self._last_message = 0.0  # loop time of the client's last message
-        self._idle_timer: asyncio.TimerHandle | None = None
 
     async def run(self, refusal: Ending | None) -> None:
         """Hold the connection until it ends (``refusal``: accept only to say why not)."""
@@ -105,13 +104,12 @@ class Connection:
     # --- the client's messages ----------------------------------------------------------
 
     async def _read(self) -> None:
-        receive, loop = self.websocket.receive, asyncio.get_running_loop()
-        self._last_message = loop.time()
-        self._idle_timer = loop.call_later(self.limits.idle_timeout_s, self._check_idle)
+        receive = self.websocket.receive
+        idle = QuietTimer(self.limits.idle_timeout_s, self._idle)
         try:
             while True:
                 message = await receive()
-                self._last_message = loop.time()
+                idle.touch()
                 if message["type"] == "websocket.disconnect":
                     self._lost(Ending("client_left", "the client closed the connection"))
                     return
@@ -123,20 +121,14 @@ class Connection:
                 except ProtocolError as error:
                     self._on_error(error)
         finally:
-            self._idle_timer.cancel()
+            idle.cancel()
 
-    def _check_idle(self) -> None:
-        """The idle limit, one timer per idle period rather than one per message: ends the
-        connection when the client has sent nothing for ``idle_timeout_s`` (until ``stop``:
-        the session then ends on its own)."""
-        if self._stopped:
-            return
-        loop, idle = asyncio.get_running_loop(), self.limits.idle_timeout_s
-        quiet = loop.time() - self._last_message
-        if quiet >= idle:
+    def _idle(self) -> None:
+        """The client sent nothing for ``idle_timeout_s``: the connection ends (unless it
+        sent ``stop``: the session then ends on its own)."""
+        if not self._stopped:
+            idle = self.limits.idle_timeout_s
             self.end(Ending("idle_timeout", f"no message from the client for {idle:g} s"))
-        else:
-            self._idle_timer = loop.call_later(idle - quiet, self._check_idle)
 
     def _on_audio(self, data: bytes) -> None:
         source = self._source
